@@ -1,0 +1,49 @@
+"""envsim: render RGB-D datasets with exact camera poses from indoor scenes.
+
+Public API (everything else is internal)::
+
+    from envsim import load_scene, Renderer, RenderConfig, render_dataset, DatasetConfig, read_shard
+"""
+
+from envsim.camera import Intrinsics, make_intrinsics, pose_matrix, quat_from_yaw_pitch_roll, quat_to_matrix
+from envsim.rooms import ROOM_NAMES
+from envsim.scene import Room, Scene, SceneError, UpAxis, load_scene
+from envsim.shards import Compression, ShardWriter, read_manifest, read_shard
+from envsim.version import __version__, code_version
+
+__all__ = [
+    "ROOM_NAMES",
+    "Compression",
+    "DatasetConfig",
+    "Intrinsics",
+    "RenderConfig",
+    "Renderer",
+    "Room",
+    "Scene",
+    "SceneError",
+    "ShardWriter",
+    "UpAxis",
+    "__version__",
+    "code_version",
+    "load_scene",
+    "make_intrinsics",
+    "pose_matrix",
+    "quat_from_yaw_pitch_roll",
+    "quat_to_matrix",
+    "read_manifest",
+    "read_shard",
+    "render_dataset",
+]
+
+
+def __getattr__(name: str):
+    # Heavier pieces (trimesh/Open3D users) load on first use.
+    if name in ("RenderConfig", "Renderer"):
+        from envsim import render
+
+        return getattr(render, name)
+    if name in ("DatasetConfig", "render_dataset"):
+        from envsim import dataset
+
+        return getattr(dataset, name)
+    raise AttributeError(f"module 'envsim' has no attribute {name!r}")

@@ -1,0 +1,5 @@
+import sys
+
+from envsim.cli import main
+
+sys.exit(main())

@@ -1,0 +1,98 @@
+"""The ``ess`` command: one console entry point with a subcommand per job.
+
+Each subcommand's options are declared next to the code it drives; this module only parses, turns
+user mistakes into one-line errors (exit status 2) and owns the terminal (progress bars, summaries).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+from envsim.version import code_version
+
+log = logging.getLogger("ess")
+
+
+class UserError(Exception):
+    """A mistake in the command line or its inputs: reported in one line, exit status 2."""
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """``"WxH"`` -> (W, H) in pixels."""
+    parts = text.lower().split("x")
+    if len(parts) != 2 or not all(p.isdigit() for p in parts) or min(int(p) for p in parts) < 1:
+        raise argparse.ArgumentTypeError(f"size must look like 128x128 (WIDTH x HEIGHT in pixels), got {text!r}")
+    return int(parts[0]), int(parts[1])
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {value}")
+    return value
+
+
+def _subcommands() -> list[tuple[str, str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]]:
+    from envsim import inspect as inspect_cmd
+    from envsim import preview as preview_cmd
+    from envsim import render_cli
+
+    return [
+        ("render", "render an RGB-D dataset with poses from scenes", render_cli.add_arguments, render_cli.run),
+        ("inspect", "summarise a dataset, shard or scene file", inspect_cmd.add_arguments, inspect_cmd.run),
+        ("preview", "draw contact sheets and top-down trajectory maps (PNG)", preview_cmd.add_arguments, preview_cmd.run),
+    ]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ess",
+        description="Spatially-aware self-supervised learning toolkit: render RGB-D datasets with exact "
+        "camera poses from indoor scenes, build spatial pairs, train and benchmark.",
+    )
+    parser.add_argument("--version", action="version", version=f"ess {code_version()}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what each step does")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, help_text, add_arguments, run in _subcommands():
+        p = sub.add_parser(name, help=help_text, description=help_text[0].upper() + help_text[1:] + ".")
+        add_arguments(p)
+        p.set_defaults(_run=run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``ess`` with ``argv`` (defaults to ``sys.argv[1:]``); return the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args._run(args) or 0)
+    except KeyboardInterrupt:
+        print(f"ess {args.command}: interrupted; run the same command again to finish", file=sys.stderr)
+        return 130
+    except UserError as exc:
+        print(f"ess {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,488 @@
+"""The render job: scenes -> navigable space -> trajectories -> RGB-D views -> shards + manifest.
+
+Shard ``k`` holds global views ``[k * shard_size, (k + 1) * shard_size)`` of the scenes in order, so the
+assignment of views to shards is fixed by the inputs alone. A shard is written under a temporary name and
+renamed when complete, and the manifest is rewritten after every shard: rerunning an interrupted job
+renders the missing shards only and gives the same bytes as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import re
+import shutil
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from envsim.camera import check_unit_quaternions, pose_matrix
+from envsim.navigation import NavConfig, NavGrid, build_navgrid
+from envsim.procedural import ProceduralConfig, generate_house, write_house
+from envsim.render import RenderConfig, Renderer, SemanticMode
+from envsim.rooms import ROOM_NAMES
+from envsim.scene import MESH_SUFFIXES, Scene, SceneError, UpAxis, file_sha256, load_scene
+from envsim.shards import (
+    MANIFEST_FORMAT,
+    MANIFEST_NAME,
+    Compression,
+    ShardLayout,
+    ShardWriter,
+    shard_name,
+    write_json_atomic,
+)
+from envsim.trajectory import TrajectoryConfig, sample_trajectories
+from envsim.version import code_version
+
+log = logging.getLogger(__name__)
+
+PROCEDURAL_PREFIX = "procedural:"
+MAX_PROCEDURAL = 10_000
+
+
+class DatasetError(ValueError):
+    """A render job that cannot run as asked (bad input, a folder holding another dataset)."""
+
+
+@dataclass(frozen=True)
+class SceneSource:
+    """One scene to render.
+
+    Attributes:
+        name: unique scene name within the dataset.
+        path: mesh file, or '' for a procedural house not generated yet.
+        up: the asset's up axis.
+        procedural: index of the procedural house, -1 for files.
+    """
+
+    name: str
+    path: str = ""
+    up: UpAxis = UpAxis.Y
+    procedural: int = -1
+
+
+@dataclass(frozen=True)
+class DatasetConfig:
+    """Everything that decides a dataset's bytes (besides the scenes and poses).
+
+    Attributes:
+        seed: dataset seed; per-scene seeds derive from (seed, scene name).
+        shard_size: views per shard file.
+        depth_dtype: ``float32`` or ``float16``.
+        compression: image compression in the shards.
+        render: renderer settings.
+        navigation: navigable-space settings.
+        trajectory: agent settings (``views`` per scene).
+        procedural: procedural house settings.
+    """
+
+    seed: int = 0
+    shard_size: int = 1000
+    depth_dtype: str = "float32"
+    compression: Compression = Compression.LZF
+    render: RenderConfig = field(default_factory=RenderConfig)
+    navigation: NavConfig = field(default_factory=NavConfig)
+    trajectory: TrajectoryConfig = field(default_factory=TrajectoryConfig)
+    procedural: ProceduralConfig = field(default_factory=ProceduralConfig)
+
+    def __post_init__(self) -> None:
+        if self.seed < 0:
+            raise ValueError(f"--seed must be >= 0, got {self.seed}")
+        if self.shard_size < 1:
+            raise ValueError(f"--shard-size must be >= 1, got {self.shard_size}")
+        if self.depth_dtype not in ("float32", "float16"):
+            raise ValueError(f"depth dtype must be float32 or float16, got {self.depth_dtype!r}")
+
+
+def to_jsonable(obj: Any) -> Any:
+    """Dataclasses, enums, tuples and numpy values as plain JSON values."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, Enum):
+        return obj.value
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    return obj
+
+
+def derive_rng(seed: int, *keys: str) -> np.random.Generator:
+    """A generator seeded from the dataset seed and string keys (e.g. a purpose and a scene name)."""
+    spawn_key = tuple(zlib.crc32(k.encode("utf-8")) for k in keys)
+    return np.random.default_rng(np.random.SeedSequence(entropy=seed, spawn_key=spawn_key))
+
+
+def resolve_sources(specs: Sequence[str], *, up: UpAxis = UpAxis.Y) -> list[SceneSource]:
+    """Turn command-line scene arguments into named sources.
+
+    Args:
+        specs: mesh files, folders of mesh files (searched recursively), or ``procedural:N``.
+        up: up axis of the mesh files.
+
+    Raises:
+        DatasetError: a spec names nothing usable.
+    """
+    sources: list[SceneSource] = []
+    for spec in specs:
+        if spec.startswith(PROCEDURAL_PREFIX):
+            count = spec[len(PROCEDURAL_PREFIX) :]
+            if not count.isdigit() or not 1 <= int(count) <= MAX_PROCEDURAL:
+                raise DatasetError(f"{spec!r}: write procedural:N with N between 1 and {MAX_PROCEDURAL}")
+            start = sum(1 for s in sources if s.procedural >= 0)
+            sources += [SceneSource(name=f"house-{i:04d}", procedural=i) for i in range(start, start + int(count))]
+            continue
+        path = Path(spec)
+        if path.is_dir():
+            files = sorted(p for p in path.rglob("*") if p.suffix.lower() in MESH_SUFFIXES and p.is_file())
+            if not files:
+                raise DatasetError(f"folder {spec} holds no mesh files ({', '.join(MESH_SUFFIXES)})")
+            sources += [SceneSource(name=p.stem, path=str(p), up=up) for p in files]
+        elif path.is_file():
+            if path.suffix.lower() not in MESH_SUFFIXES:
+                raise DatasetError(f"{spec}: unsupported scene file; use {', '.join(MESH_SUFFIXES)} or procedural:N")
+            sources.append(SceneSource(name=path.stem, path=str(path), up=up))
+        else:
+            raise DatasetError(f"scene not found: {spec}")
+    if not sources:
+        raise DatasetError("no scenes given")
+    seen: dict[str, int] = {}
+    unique = []
+    for s in sources:  # keep names unique: a second 'mesh' becomes 'mesh-1'
+        n = seen.get(s.name, 0)
+        seen[s.name] = n + 1
+        unique.append(s if n == 0 else dataclasses.replace(s, name=f"{s.name}-{n}"))
+    return unique
+
+
+@dataclass(frozen=True)
+class PoseList:
+    """Camera poses given by the user (``--poses``), rendered in every scene.
+
+    Attributes:
+        position: float64 (N, 3) camera centres, Y-up world, metres.
+        rotation: float64 (N, 4) unit quaternions (w, x, y, z), camera-to-world.
+        sha256: digest of the source file.
+    """
+
+    position: np.ndarray
+    rotation: np.ndarray
+    sha256: str
+
+
+def load_poses(path: str | Path) -> PoseList:
+    """Read ``[{"position": [x, y, z], "rotation": [w, x, y, z]}, ...]`` (camera-to-world, Y-up world).
+
+    Raises:
+        DatasetError: missing file, bad JSON, missing keys, non-finite values or non-unit quaternions.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"poses file not found: {path}")
+    try:
+        data = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DatasetError(f"{path.name} is not valid JSON: {exc}") from exc
+    if not isinstance(data, list) or not data:
+        raise DatasetError(f"{path.name} must hold a non-empty JSON list of poses")
+    pos, rot = [], []
+    for i, item in enumerate(data):
+        try:
+            p = np.asarray(item["position"], dtype=np.float64)
+            q = np.asarray(item["rotation"], dtype=np.float64)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DatasetError(
+                f"{path.name}: pose {i} needs \"position\": [x, y, z] and \"rotation\": [w, x, y, z]"
+            ) from exc
+        if p.shape != (3,) or q.shape != (4,) or not (np.all(np.isfinite(p)) and np.all(np.isfinite(q))):
+            raise DatasetError(f"{path.name}: pose {i} needs 3 finite position and 4 finite rotation values")
+        pos.append(p)
+        rot.append(q)
+    rotation = np.stack(rot)
+    try:
+        check_unit_quaternions(rotation)
+    except ValueError as exc:
+        raise DatasetError(f"{path.name}: {exc}") from exc
+    rotation /= np.linalg.norm(rotation, axis=1, keepdims=True)
+    return PoseList(position=np.stack(pos), rotation=rotation, sha256=file_sha256(path))
+
+
+@dataclass
+class _SceneViews:
+    """A loaded scene, its renderer and its camera path."""
+
+    index: int
+    scene: Scene
+    renderer: Renderer
+    position: np.ndarray
+    rotation: np.ndarray
+    trajectory: np.ndarray
+    step: np.ndarray
+    light_seed: np.ndarray
+
+
+def render_dataset(
+    sources: Sequence[SceneSource],
+    *,
+    config: DatasetConfig,
+    out: str | Path,
+    poses: PoseList | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> dict[str, Any]:
+    """Render a dataset into ``out`` (shards + manifest); resume when ``out`` holds the same job.
+
+    Args:
+        sources: scenes to render, in order (see :func:`resolve_sources`).
+        config: the job's settings.
+        out: output folder (created when missing).
+        poses: render exactly these poses in every scene instead of walking trajectories.
+        progress: called with the number of views finished after each batch (and once with the number
+            already on disk when resuming).
+
+    Returns:
+        The final manifest.
+
+    Raises:
+        DatasetError: bad input, or ``out`` holds something else; no partial shard is left behind.
+    """
+    out = Path(out)
+    created = _prepare_folder(out)
+    try:
+        return _render(list(sources), config=config, out=out, poses=poses, progress=progress)
+    except BaseException:
+        if created and not any(out.glob("shard-*.h5")):
+            shutil.rmtree(out, ignore_errors=True)  # a failed fresh run leaves nothing behind
+        raise
+
+
+def _prepare_folder(out: Path) -> bool:
+    if out.exists() and not out.is_dir():
+        raise DatasetError(f"--out {out} exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()) and not (out / MANIFEST_NAME).is_file():
+        raise DatasetError(f"--out {out} is not empty and holds no {MANIFEST_NAME}; choose a new or empty folder")
+    created = not out.exists() or not any(out.iterdir())
+    out.mkdir(parents=True, exist_ok=True)
+    return created
+
+
+def _render(sources, *, config, out, poses, progress) -> dict[str, Any]:
+    scenes_dir = out / "scenes"
+    resolved = []
+    for src in sources:  # procedural houses go through the same loader as scans: GLB + sidecar
+        if src.procedural >= 0:
+            glb = scenes_dir / f"{src.name}.glb"
+            if not glb.is_file():
+                scenes_dir.mkdir(exist_ok=True)
+                house = generate_house(rng=derive_rng(config.seed, "procedural", src.name), config=config.procedural)
+                write_house(house, glb)
+            src = dataclasses.replace(src, path=str(glb))
+        resolved.append(src)
+    inputs = [_input_record(s, out) for s in resolved]
+    counts = [len(poses.position) if poses is not None else config.trajectory.views for _ in resolved]
+    total = int(sum(counts))
+    n_shards = -(-total // config.shard_size)
+    intr = config.render.intrinsics
+    job = {
+        "config": to_jsonable(config),
+        "seed": config.seed,
+        "inputs": inputs,
+        "poses_sha256": poses.sha256 if poses is not None else None,
+    }
+    fingerprint = hashlib.sha256(json.dumps(job, sort_keys=True).encode()).hexdigest()
+    manifest_path = out / MANIFEST_NAME
+    done: dict[str, dict] = {}
+    if manifest_path.is_file():
+        old = json.loads(manifest_path.read_text())
+        if old.get("format") != MANIFEST_FORMAT or old.get("fingerprint") != fingerprint:
+            diff = [k for k in ("config", "inputs", "poses_sha256") if old.get(k) != job[k]]
+            raise DatasetError(
+                f"--out {out} holds a different dataset ({', '.join(diff) or 'format'} differ); "
+                "choose another folder or delete it"
+            )
+        if old.get("code_version") != code_version():
+            log.warning("resuming a dataset started by code version %s with %s", old.get("code_version"), code_version())
+        for entry in old.get("shards", []):
+            path = out / entry["file"]
+            if path.is_file() and file_sha256(path) == entry["sha256"]:
+                done[entry["file"]] = entry
+    manifest = {
+        "format": MANIFEST_FORMAT,
+        "fingerprint": fingerprint,
+        "code_version": code_version(),
+        **job,
+        "K": intr.K.tolist(),
+        "width": intr.width,
+        "height": intr.height,
+        "room_names": list(ROOM_NAMES),
+        "scene_names": [s.name for s in resolved],
+        "scenes": [dict(inp, views=c) for inp, c in zip(inputs, counts)],
+        "total_samples": total,
+        "shards": [],
+        "complete": False,
+    }
+    write_json_atomic(manifest_path, manifest)
+    starts = np.concatenate([[0], np.cumsum(counts)])
+    attrs = {
+        "K": intr.K,
+        "room_names": list(ROOM_NAMES),
+        "scene_names": [s.name for s in resolved],
+        "seed": config.seed,
+        "code_version": code_version(),
+        "config": json.dumps(job, sort_keys=True),
+        "semantic_kind": config.render.semantic.value,
+    }
+    current: list[_SceneViews] = []
+    finished = sum(done[shard_name(k)]["samples"] for k in range(n_shards) if shard_name(k) in done)
+    if progress is not None and finished:
+        progress(finished)
+    entries = []
+    for k in range(n_shards):
+        name = shard_name(k)
+        lo, hi = k * config.shard_size, min(total, (k + 1) * config.shard_size)
+        if name in done:
+            entries.append(done[name])
+            continue
+        _write_shard(out / name, lo, hi, starts, resolved, config, poses, attrs, current, out, progress)
+        entries.append({"file": name, "samples": hi - lo, "first_view": lo, "sha256": file_sha256(out / name)})
+        manifest["shards"] = entries
+        write_json_atomic(manifest_path, manifest)
+    manifest["shards"] = entries
+    manifest["complete"] = True
+    write_json_atomic(manifest_path, manifest)
+    return manifest
+
+
+def _input_record(src: SceneSource, out: Path) -> dict[str, Any]:
+    path = Path(src.path)
+    try:
+        shown = str(path.relative_to(out))
+    except ValueError:
+        shown = str(path)
+    return {
+        "name": src.name,
+        "source": shown,
+        "procedural": src.procedural,
+        "up": src.up.value,
+        "sha256": file_sha256(path),
+    }
+
+
+def _write_shard(path, lo, hi, starts, sources, config, poses, attrs, current, out, progress) -> None:
+    cfg = config.render
+    layout_checked = False
+    with_semantic = cfg.semantic is not SemanticMode.NONE
+    writer = None
+    try:
+        for s_idx in range(len(sources)):
+            a, b = max(lo, starts[s_idx]), min(hi, starts[s_idx + 1])
+            if a >= b:
+                continue
+            views = _scene_views(s_idx, sources[s_idx], config, poses, current, out)
+            for v0 in range(a - starts[s_idx], b - starts[s_idx], cfg.batch_views):
+                v1 = min(v0 + cfg.batch_views, b - starts[s_idx])
+                sl = slice(v0, v1)
+                batch = views.renderer.render(views.position[sl], views.rotation[sl], views.light_seed[sl])
+                if not layout_checked:
+                    layout = ShardLayout(
+                        samples=hi - lo, height=cfg.height, width=cfg.width, depth_dtype=config.depth_dtype,
+                        semantic_dtype=batch.semantic.dtype.name if with_semantic else None,
+                        compression=config.compression,
+                    )
+                    writer = ShardWriter(path, layout=layout, attrs=dict(attrs, first_view=lo))
+                    layout_checked = True
+                n = v1 - v0
+                arrays = dict(
+                    rgb=batch.rgb,
+                    depth=batch.depth.astype(config.depth_dtype),
+                    pose=pose_matrix(views.position[sl], views.rotation[sl]).astype(np.float32),
+                    position=views.position[sl].astype(np.float32),
+                    rotation=views.rotation[sl].astype(np.float32),
+                    light=batch.light,
+                    scene=np.full(n, views.index, np.int32),
+                    trajectory=views.trajectory[sl],
+                    step=views.step[sl],
+                    room=batch.room,
+                )
+                if with_semantic:
+                    arrays["semantic"] = batch.semantic
+                writer.write(**arrays)
+                if progress is not None:
+                    progress(n)
+        writer.close()
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise
+
+
+def _scene_views(index, src, config, poses, current, out) -> _SceneViews:
+    if current and current[0].index == index:
+        return current[0]
+    current.clear()
+    scene = load_scene(src.path, up=src.up, name=src.name)
+    log.info("scene %s: %d triangles, %d rooms", scene.name, scene.n_triangles, len(scene.rooms))
+    if poses is not None:
+        position, rotation = poses.position, poses.rotation
+        trajectory = np.zeros(len(position), np.int32)
+        step = np.arange(len(position), dtype=np.int32)
+    else:
+        try:
+            nav = build_navgrid(scene.vertices, scene.faces, config=config.navigation)
+        except ValueError as exc:
+            raise DatasetError(f"scene {scene.name}: {exc}") from exc
+        nav_dir = out / "nav"
+        nav_dir.mkdir(exist_ok=True)
+        nav_path = nav_dir / f"{_safe(scene.name)}.npz"
+        if not nav_path.is_file():
+            nav.save(nav_path)
+        traj = sample_trajectories(nav, config=config.trajectory, rng=derive_rng(config.seed, "trajectory", scene.name))
+        position, rotation = traj.position, traj.rotation
+        trajectory, step = traj.trajectory.astype(np.int32), traj.step.astype(np.int32)
+    light_seed = derive_rng(config.seed, "light", scene.name).integers(0, 2**62, size=len(position))
+    views = _SceneViews(
+        index=index, scene=scene, renderer=Renderer(scene, config.render),
+        position=np.asarray(position, np.float64), rotation=np.asarray(rotation, np.float64),
+        trajectory=trajectory, step=step, light_seed=light_seed,
+    )
+    current.append(views)
+    return views
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name)
+
+
+def nav_path(folder: str | Path, scene_name: str) -> Path:
+    """Where the render job saved a scene's navigable grid."""
+    return Path(folder) / "nav" / f"{_safe(scene_name)}.npz"
+
+
+def load_nav(folder: str | Path, scene_name: str) -> NavGrid | None:
+    """The saved navigable grid of a scene, or None (e.g. a ``--poses`` job)."""
+    p = nav_path(folder, scene_name)
+    return NavGrid.load(p) if p.is_file() else None
+
+
+__all__ = [
+    "DatasetConfig",
+    "DatasetError",
+    "PoseList",
+    "SceneError",
+    "SceneSource",
+    "derive_rng",
+    "load_nav",
+    "load_poses",
+    "render_dataset",
+    "resolve_sources",
+]

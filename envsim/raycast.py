@@ -1,0 +1,79 @@
+"""Ray-casting backends: "cast these rays -> hit distance, triangle id, barycentrics, normal".
+
+Everything after the hit (depth, texture lookup, lighting, labels) lives in :mod:`envsim.render` and is
+shared by every backend.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class RayHits:
+    """First hits of N rays.
+
+    Attributes:
+        t: float32 (N,) hit parameter in units of the ray direction's length; inf where nothing was hit.
+        triangle: int64 (N,) index of the hit triangle, -1 where nothing was hit.
+        bary: float32 (N, 2) barycentric (u, v) of the hit: point = (1-u-v) a + u b + v c.
+        normal: float32 (N, 3) unit geometric normal of the hit triangle (asset winding).
+    """
+
+    t: np.ndarray
+    triangle: np.ndarray
+    bary: np.ndarray
+    normal: np.ndarray
+
+
+class RayCaster(Protocol):
+    """What a rendering backend must do."""
+
+    def cast(self, origins: np.ndarray, directions: np.ndarray) -> RayHits:
+        """Cast rays with float32 (N, 3) origins and (N, 3) directions (any non-zero length)."""
+        ...
+
+
+class Open3DRayCaster:
+    """CPU ray casting with Open3D's ``RaycastingScene`` (Embree, all cores).
+
+    Args:
+        vertices: float32 (V, 3) metres.
+        faces: int32 (F, 3).
+    """
+
+    def __init__(self, vertices: np.ndarray, faces: np.ndarray):
+        import open3d as o3d
+
+        self._o3c = o3d.core
+        self._scene = o3d.t.geometry.RaycastingScene()
+        self._scene.add_triangles(
+            o3d.core.Tensor(np.ascontiguousarray(vertices, dtype=np.float32)),
+            o3d.core.Tensor(np.ascontiguousarray(faces, dtype=np.uint32)),
+        )
+        self.invalid_id = int(o3d.t.geometry.RaycastingScene.INVALID_ID)
+
+    def cast(self, origins: np.ndarray, directions: np.ndarray) -> RayHits:
+        rays = np.empty((origins.shape[0], 6), dtype=np.float32)
+        rays[:, :3] = origins
+        rays[:, 3:] = directions
+        out = self._scene.cast_rays(self._o3c.Tensor(rays))
+        tri = out["primitive_ids"].numpy().astype(np.int64)
+        tri[tri == self.invalid_id] = -1
+        return RayHits(
+            t=out["t_hit"].numpy(),
+            triangle=tri,
+            bary=out["primitive_uvs"].numpy(),
+            normal=out["primitive_normals"].numpy(),
+        )
+
+    def list_intersections(self, origins: np.ndarray, directions: np.ndarray) -> dict[str, np.ndarray]:
+        """All hits along each ray (Open3D's ``list_intersections``), as numpy arrays."""
+        rays = np.empty((origins.shape[0], 6), dtype=np.float32)
+        rays[:, :3] = origins
+        rays[:, 3:] = directions
+        out = self._scene.list_intersections(self._o3c.Tensor(rays))
+        return {k: v.numpy() for k, v in out.items()}

@@ -1,0 +1,107 @@
+"""``ess render``: options, config building and the progress bar around :func:`envsim.dataset.render_dataset`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from envsim.cli import UserError, non_negative_int, parse_size, positive_int
+from envsim.dataset import DatasetConfig, load_poses, render_dataset, resolve_sources
+from envsim.navigation import NavConfig
+from envsim.render import LightingConfig, RenderConfig, SemanticMode
+from envsim.scene import UpAxis
+from envsim.shards import Compression
+from envsim.trajectory import TrajectoryConfig, TrajectoryMode
+
+log = logging.getLogger(__name__)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "scenes", nargs="+", metavar="SCENE",
+        help="mesh file (.glb .gltf .ply .obj, with an optional <stem>.rooms.json sidecar), a folder of them, "
+        "or procedural:N for N built-in procedural houses",
+    )
+    p.add_argument("--out", required=True, help="output folder (created; rerun to resume an interrupted job)")
+    p.add_argument("--views", type=positive_int, default=200, help="views per scene (default 200)")
+    p.add_argument("--size", type=parse_size, default=(128, 128), metavar="WxH", help="image size (default 128x128)")
+    p.add_argument("--hfov", type=float, default=90.0, help="horizontal field of view, degrees (default 90)")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="dataset seed (default 0)")
+    p.add_argument("--up", choices=[u.value for u in UpAxis], default="y", help="up axis of the mesh files (default y)")
+    p.add_argument("--poses", metavar="FILE", help='render exactly these poses: JSON [{"position": [x,y,z], "rotation": [w,x,y,z]}, ...], camera-to-world, Y-up world')
+    g = p.add_argument_group("agent and trajectories")
+    g.add_argument("--mode", choices=[m.value for m in TrajectoryMode], default="random_walk", help="how the agent moves (default random_walk)")
+    g.add_argument("--views-per-trajectory", type=positive_int, default=50, help="steps per trajectory (default 50)")
+    g.add_argument("--step-size", type=float, default=0.25, help="metres between views (default 0.25)")
+    g.add_argument("--max-turn", type=float, default=20.0, help="max heading change per step, degrees (default 20)")
+    g.add_argument("--camera-height", type=float, default=1.5, help="camera height above the floor, metres (default 1.5)")
+    g.add_argument("--pitch-jitter", type=float, default=0.0, help="std-dev of camera pitch, degrees (default 0)")
+    g.add_argument("--roll-jitter", type=float, default=0.0, help="std-dev of camera roll, degrees (default 0)")
+    g.add_argument("--agent-radius", type=float, default=0.1, help="metres (default 0.1)")
+    g.add_argument("--agent-height", type=float, default=1.5, help="headroom the agent needs, metres (default 1.5)")
+    g.add_argument("--max-climb", type=float, default=0.2, help="largest step between floor cells, metres (default 0.2)")
+    g.add_argument("--cell-size", type=float, default=0.05, help="navigable grid cell, metres (default 0.05)")
+    g = p.add_argument_group("rendering and output")
+    g.add_argument("--max-depth", type=float, default=20.0, help="depth range, metres; farther is 0 (default 20)")
+    g.add_argument("--semantic", choices=[m.value for m in SemanticMode], default="none", help="per-pixel ids to store (default none)")
+    g.add_argument("--light-jitter", action="store_true", help="vary the light per view (ESS lighting augmentation)")
+    g.add_argument("--shard-size", type=positive_int, default=1000, help="views per shard (default 1000)")
+    g.add_argument("--depth-dtype", choices=["float32", "float16"], default="float32", help="depth storage (default float32)")
+    g.add_argument("--compression", choices=[c.value for c in Compression], default="lzf", help="image compression (default lzf; lz4 needs hdf5plugin to read)")
+    g.add_argument("--batch", type=positive_int, default=32, help="views per ray-casting call (default 32)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def build_config(args: argparse.Namespace) -> DatasetConfig:
+    """The resolved job config from parsed options (raises UserError on bad values)."""
+    width, height = args.size
+    try:
+        return DatasetConfig(
+            seed=args.seed,
+            shard_size=args.shard_size,
+            depth_dtype=args.depth_dtype,
+            compression=Compression(args.compression),
+            render=RenderConfig(
+                width=width, height=height, hfov_deg=args.hfov, max_depth=args.max_depth,
+                semantic=SemanticMode(args.semantic), batch_views=args.batch,
+                lighting=LightingConfig(jitter=args.light_jitter),
+            ),
+            navigation=NavConfig(
+                cell_size=args.cell_size, agent_radius=args.agent_radius, agent_height=args.agent_height,
+                max_climb=args.max_climb,
+            ),
+            trajectory=TrajectoryConfig(
+                mode=TrajectoryMode(args.mode), views=args.views, views_per_trajectory=args.views_per_trajectory,
+                step_size=args.step_size, max_turn_deg=args.max_turn, camera_height=args.camera_height,
+                pitch_jitter_deg=args.pitch_jitter, roll_jitter_deg=args.roll_jitter,
+            ),
+        )
+    except ValueError as exc:
+        raise UserError(str(exc)) from exc
+
+
+def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    config = build_config(args)
+    try:
+        sources = resolve_sources(args.scenes, up=UpAxis(args.up))
+        poses = load_poses(args.poses) if args.poses else None
+        total = len(sources) * (len(poses.position) if poses is not None else config.trajectory.views)
+        with tqdm(total=total, unit="view", desc="render", disable=args.no_progress, file=sys.stderr) as bar:
+            manifest = render_dataset(sources, config=config, out=args.out, poses=poses, progress=bar.update)
+    except PermissionError as exc:
+        raise UserError(f"cannot write to {exc.filename or args.out}: permission denied") from exc
+    except OSError as exc:
+        if exc.errno == 28:
+            raise UserError(f"disk full while writing {args.out}; free space and rerun to resume") from exc
+        raise
+    except ValueError as exc:
+        log.debug("render failed", exc_info=True)
+        raise UserError(str(exc)) from exc
+    print(
+        f"{manifest['total_samples']} views of {len(manifest['scene_names'])} scene(s) in "
+        f"{len(manifest['shards'])} shard(s) at {args.out}"
+    )
+    return 0
