@@ -11,6 +11,9 @@ from typing import Protocol
 
 import numpy as np
 
+MISS = 0xFFFFFFFF
+"""Triangle id of a ray that hit nothing."""
+
 
 @dataclass(frozen=True)
 class RayHits:
@@ -18,7 +21,7 @@ class RayHits:
 
     Attributes:
         t: float32 (N,) hit parameter in units of the ray direction's length; inf where nothing was hit.
-        triangle: int64 (N,) index of the hit triangle, -1 where nothing was hit.
+        triangle: uint32 (N,) index of the hit triangle, :data:`MISS` where nothing was hit.
         bary: float32 (N, 2) barycentric (u, v) of the hit: point = (1-u-v) a + u b + v c.
         normal: float32 (N, 3) unit geometric normal of the hit triangle (asset winding).
     """
@@ -32,8 +35,8 @@ class RayHits:
 class RayCaster(Protocol):
     """What a rendering backend must do."""
 
-    def cast(self, origins: np.ndarray, directions: np.ndarray) -> RayHits:
-        """Cast rays with float32 (N, 3) origins and (N, 3) directions (any non-zero length)."""
+    def cast(self, rays: np.ndarray) -> RayHits:
+        """Cast float32 (N, 6) rays: origin (3) and direction (3, any non-zero length)."""
         ...
 
 
@@ -56,24 +59,17 @@ class Open3DRayCaster:
         )
         self.invalid_id = int(o3d.t.geometry.RaycastingScene.INVALID_ID)
 
-    def cast(self, origins: np.ndarray, directions: np.ndarray) -> RayHits:
-        rays = np.empty((origins.shape[0], 6), dtype=np.float32)
-        rays[:, :3] = origins
-        rays[:, 3:] = directions
-        out = self._scene.cast_rays(self._o3c.Tensor(rays))
-        tri = out["primitive_ids"].numpy().astype(np.int64)
-        tri[tri == self.invalid_id] = -1
+    def cast(self, rays: np.ndarray) -> RayHits:
+        out = self._scene.cast_rays(self._o3c.Tensor.from_numpy(np.ascontiguousarray(rays, dtype=np.float32)))
+        assert self.invalid_id == MISS
         return RayHits(
             t=out["t_hit"].numpy(),
-            triangle=tri,
+            triangle=out["primitive_ids"].numpy(),
             bary=out["primitive_uvs"].numpy(),
             normal=out["primitive_normals"].numpy(),
         )
 
-    def list_intersections(self, origins: np.ndarray, directions: np.ndarray) -> dict[str, np.ndarray]:
-        """All hits along each ray (Open3D's ``list_intersections``), as numpy arrays."""
-        rays = np.empty((origins.shape[0], 6), dtype=np.float32)
-        rays[:, :3] = origins
-        rays[:, 3:] = directions
-        out = self._scene.list_intersections(self._o3c.Tensor(rays))
+    def list_intersections(self, rays: np.ndarray) -> dict[str, np.ndarray]:
+        """All hits along each of the float32 (N, 6) rays (Open3D's ``list_intersections``), as numpy arrays."""
+        out = self._scene.list_intersections(self._o3c.Tensor.from_numpy(np.ascontiguousarray(rays, dtype=np.float32)))
         return {k: v.numpy() for k, v in out.items()}

@@ -13,7 +13,7 @@ from enum import Enum
 import numpy as np
 
 from envsim.camera import Intrinsics, camera_rays, make_intrinsics, quat_to_matrix
-from envsim.raycast import Open3DRayCaster, RayCaster
+from envsim.raycast import MISS, Open3DRayCaster, RayCaster
 from envsim.scene import Scene
 
 
@@ -127,10 +127,10 @@ class Renderer:
     def _pack_surfaces(self) -> None:
         """Per-face colour inputs and all textures packed into one flat texel array."""
         s = self.scene
-        self._face_uv = s.uv[s.faces]  # (F, 3, 2)
-        self._face_col = s.color[s.faces]  # (F, 3, 3)
+        self._face_uv = np.ascontiguousarray(s.uv[s.faces])  # (F, 3, 2)
+        self._face_col = np.ascontiguousarray(s.color[s.faces])  # (F, 3, 3)
         factors = np.stack([m.factor for m in s.materials]).astype(np.float32)  # (M, 3)
-        self._face_factor = factors[s.face_material]  # (F, 3)
+        self._face_factor = np.ascontiguousarray(factors[s.face_material])  # (F, 3)
         texels, offsets, sizes = [], [], []
         offset = 0
         for m in s.materials:
@@ -139,9 +139,9 @@ class Renderer:
             offsets.append(offset)
             sizes.append(tex.shape[:2])
             offset += tex.shape[0] * tex.shape[1]
-        self._texels = np.concatenate(texels).astype(np.float32) / 255.0  # (T, 3)
+        self._texels = np.ascontiguousarray(np.concatenate(texels).astype(np.float32) / 255.0)  # (T, 3)
         self._face_tex_offset = np.asarray(offsets, np.int64)[s.face_material]  # (F,)
-        self._face_tex_hw = np.asarray(sizes, np.int64)[s.face_material]  # (F, 2)
+        self._face_tex_hw = np.ascontiguousarray(np.asarray(sizes, np.int64)[s.face_material])  # (F, 2)
         self._face_semantic = None
         if self.config.semantic is SemanticMode.OBJECT:
             self._face_semantic = s.face_object.astype(np.int64) + 1
@@ -168,15 +168,18 @@ class Renderer:
                 out[i, 4] = cfg.diffuse * rng.uniform(0.6, 1.4)
         return out.astype(np.float32)
 
-    def rays(self, position: np.ndarray, rotation: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """World rays of a batch of cameras: origins and directions, float32 (B*H*W, 3) each.
+    def rays(self, position: np.ndarray, rotation: np.ndarray) -> np.ndarray:
+        """World rays of a batch of cameras, float32 (B*H*W, 6): origin, direction.
 
         Directions are scaled so that the hit parameter is the z-depth in metres.
         """
+        from envsim.kernels import make_rays
+
+        position = np.ascontiguousarray(np.asarray(position, np.float32).reshape(-1, 3))
         r = quat_to_matrix(np.asarray(rotation, np.float64).reshape(-1, 4)).astype(np.float32)  # (B, 3, 3)
-        dirs = np.einsum("bij,pj->bpi", r, self._dirs_cam)  # (B, HW, 3)
-        origins = np.broadcast_to(np.asarray(position, np.float32)[:, None, :], dirs.shape)
-        return np.ascontiguousarray(origins.reshape(-1, 3)), np.ascontiguousarray(dirs.reshape(-1, 3))
+        out = np.empty((position.shape[0] * self._dirs_cam.shape[0], 6), np.float32)
+        make_rays(position, np.ascontiguousarray(r), self._dirs_cam, out)
+        return out
 
     def render(self, position: np.ndarray, rotation: np.ndarray, light_seeds: np.ndarray | None = None) -> Views:
         """Render a batch of views.
@@ -189,15 +192,45 @@ class Renderer:
         Returns:
             The rendered views.
         """
+        from envsim.kernels import shade_hits
+
         position = np.asarray(position, np.float64).reshape(-1, 3)
         b = position.shape[0]
         h, w = self.intrinsics.height, self.intrinsics.width
-        seeds = np.zeros(b, np.int64) if light_seeds is None else np.asarray(light_seeds)
-        light = self.lights(seeds)
-        origins, dirs = self.rays(position, rotation)
-        hits = self.caster.cast(origins, dirs)
-        depth = self.shade_depth(hits.t, hits.triangle)
-        rgb, semantic = self.shade(hits, dirs, light, depth > 0)
+        light = self.lights(np.zeros(b, np.int64) if light_seeds is None else np.asarray(light_seeds))
+        rays = self.rays(position, rotation)
+        hits = self.caster.cast(rays)
+        n = rays.shape[0]
+        rgb = np.empty((n, 3), np.uint8)
+        depth = np.empty(n, np.float32)
+        semantic = np.empty(n if self._face_semantic is not None else 0, self._semantic_dtype)
+        shade_hits(
+            hits.t, hits.triangle, hits.bary, hits.normal, rays, light, h * w, np.float32(self.config.max_depth),
+            self._face_uv, self._face_col, self._face_factor, self._face_tex_offset, self._face_tex_hw,
+            self._texels, self._face_semantic if self._face_semantic is not None else np.zeros(0, np.int64),
+            rgb, depth, semantic,
+        )
+        return Views(
+            rgb=rgb.reshape(b, h, w, 3),
+            depth=depth.reshape(b, h, w),
+            semantic=semantic.reshape(b, h, w) if self._face_semantic is not None else None,
+            room=self.scene.room_at(position),
+            light=light,
+        )
+
+    def render_reference(self, position: np.ndarray, rotation: np.ndarray, light_seeds: np.ndarray | None = None) -> Views:
+        """:meth:`render` in plain numpy, step by step: slow, for tests and as the readable definition."""
+        position = np.asarray(position, np.float64).reshape(-1, 3)
+        b = position.shape[0]
+        h, w = self.intrinsics.height, self.intrinsics.width
+        light = self.lights(np.zeros(b, np.int64) if light_seeds is None else np.asarray(light_seeds))
+        r = quat_to_matrix(np.asarray(rotation, np.float64).reshape(-1, 4)).astype(np.float32)
+        dirs = np.einsum("bij,pj->bpi", r, self._dirs_cam).reshape(-1, 3)  # (B*HW, 3)
+        origins = np.repeat(position.astype(np.float32), h * w, axis=0)
+        hits = self.caster.cast(np.concatenate([origins, dirs], axis=1))
+        valid = (hits.triangle != MISS) & (hits.t <= self.config.max_depth)
+        depth = np.where(valid, hits.t, 0.0).astype(np.float32)
+        rgb, semantic = self.shade_reference(hits, dirs, light, valid)
         return Views(
             rgb=rgb.reshape(b, h, w, 3),
             depth=depth.reshape(b, h, w),
@@ -206,15 +239,13 @@ class Renderer:
             light=light,
         )
 
-    def shade_depth(self, t: np.ndarray, triangle: np.ndarray) -> np.ndarray:
-        """z-depth (N,) float32 in metres from hit parameters; 0 where nothing was hit within range."""
-        valid = (triangle >= 0) & np.isfinite(t) & (t <= self.config.max_depth)
-        return np.where(valid, t, 0.0).astype(np.float32)
-
-    def shade(
+    def shade_reference(
         self, hits, dirs: np.ndarray, light: np.ndarray, valid: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray | None]:
-        """Colour and label the hits.
+        """Colour and label the hits (numpy reference of the fused kernel).
+
+        albedo = material factor * interpolated vertex colour * bilinear texture(uv);
+        rgb = albedo * (ambient + diffuse * (0.5 + 0.5 * n.l)), n facing the camera.
 
         Args:
             hits: the backend's :class:`~envsim.raycast.RayHits` for N = B*H*W rays.
@@ -228,7 +259,7 @@ class Renderer:
         n = dirs.shape[0]
         per_view = n // light.shape[0]
         idx = np.flatnonzero(valid)
-        f = hits.triangle[idx]
+        f = hits.triangle[idx].astype(np.int64)
         u, v = hits.bary[idx, 0:1], hits.bary[idx, 1:2]
         w0 = 1.0 - u - v  # (M, 1)
         fuv = self._face_uv[f]  # (M, 3, 2)

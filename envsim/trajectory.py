@@ -1,0 +1,340 @@
+"""Camera trajectories of an agent walking the navigable space of a scene.
+
+A scene's ``views`` are split into trajectories of ``views_per_trajectory`` consecutive steps (the last one
+may be shorter). Each view is a camera ``camera_height`` metres above the floor point the agent stands on,
+looking along the agent's heading (yaw; yaw 0 looks down -Z, positive yaw turns left, see
+:func:`envsim.camera.quat_from_yaw_pitch_roll`), optionally with Gaussian pitch and roll jitter.
+
+Modes (:class:`TrajectoryMode`):
+
+- ``random_walk``: a smooth random walk. The turn rate itself random-walks (mean-reverting, clipped to
+  ``max_turn_deg`` per step); the agent steps ``step_size`` forward when the straight walk there stays on
+  navigable cells, and otherwise turns in place, by ``max_turn_deg`` per step, towards the side where free
+  space is nearest. It never leaves the navigable space nor crosses a wall.
+- ``tour``: shortest-path tours between random goals (:meth:`NavGrid.shortest_path`), resampled every
+  ``step_size`` metres along the path. The heading follows the walking direction; when the path turns more
+  than ``max_turn_deg``, the agent first rotates in place, by at most ``max_turn_deg`` per view.
+- ``coverage``: positions spread uniformly over the navigable area (systematic sampling of walkable cells
+  ordered block by block in a serpentine, one view per ``area / views`` square metres), random yaw; a
+  "trajectory" is a chunk of consecutive views of one region, not a walk.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import operator
+from dataclasses import dataclass
+from enum import Enum
+
+import numpy as np
+
+from envsim.camera import quat_from_yaw_pitch_roll
+from envsim.navigation import NavGrid
+
+log = logging.getLogger(__name__)
+
+_TURN_RATE_DECAY = 0.9
+"""Random walk: the turn rate keeps this fraction of itself from one step to the next..."""
+_TURN_RATE_NOISE = 0.25
+"""...plus Gaussian noise of this many ``max_turn_deg`` (standard deviation)."""
+_MAX_GOAL_TRIES = 8
+
+
+class TrajectoryMode(str, Enum):
+    """How the agent moves through a scene."""
+
+    RANDOM_WALK = "random_walk"
+    TOUR = "tour"
+    COVERAGE = "coverage"
+
+
+@dataclass(frozen=True)
+class TrajectoryConfig:
+    """How views of one scene are sampled.
+
+    Attributes:
+        mode: how the agent moves (a :class:`TrajectoryMode` or its value, e.g. ``"tour"``).
+        views: views per scene, >= 1.
+        views_per_trajectory: a scene's views are split into trajectories of this many steps, >= 1.
+        step_size: metres walked between consecutive views (horizontal), > 0.
+        max_turn_deg: largest heading change between consecutive views in degrees, in (0, 180].
+        camera_height: camera height above the floor in metres (Habitat's default sensor height).
+        pitch_jitter_deg: standard deviation of per-view pitch noise in degrees, >= 0.
+        roll_jitter_deg: standard deviation of per-view roll noise in degrees, >= 0.
+    """
+
+    mode: TrajectoryMode = TrajectoryMode.RANDOM_WALK
+    views: int = 200
+    views_per_trajectory: int = 50
+    step_size: float = 0.25
+    max_turn_deg: float = 20.0
+    camera_height: float = 1.5
+    pitch_jitter_deg: float = 0.0
+    roll_jitter_deg: float = 0.0
+
+    def __post_init__(self) -> None:
+        try:
+            object.__setattr__(self, "mode", TrajectoryMode(self.mode))
+        except ValueError:
+            choices = ", ".join(m.value for m in TrajectoryMode)
+            raise ValueError(f"mode must be one of {choices}; got {self.mode!r}") from None
+        for name in ("views", "views_per_trajectory"):
+            value = getattr(self, name)
+            try:
+                if isinstance(value, bool):
+                    raise TypeError
+                value = operator.index(value)
+            except TypeError:
+                raise ValueError(f"{name} must be a whole number >= 1, got {value!r}") from None
+            if value < 1:
+                raise ValueError(f"{name} must be >= 1, got {value}")
+            object.__setattr__(self, name, int(value))
+        if not (math.isfinite(self.step_size) and self.step_size > 0):
+            raise ValueError(f"step_size must be a positive number of metres (e.g. 0.25), got {self.step_size}")
+        if not 0.0 < self.max_turn_deg <= 180.0:
+            raise ValueError(f"max_turn_deg must lie in (0, 180] degrees (e.g. 20), got {self.max_turn_deg}")
+        if not (math.isfinite(self.camera_height) and self.camera_height >= 0):
+            raise ValueError(f"camera_height must be >= 0 metres (e.g. 1.5), got {self.camera_height}")
+        for name in ("pitch_jitter_deg", "roll_jitter_deg"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} must be a standard deviation >= 0 degrees (0 disables it), got {value}")
+
+    @property
+    def trajectory_lengths(self) -> list[int]:
+        """Number of views of each trajectory of a scene, in order."""
+        full, rest = divmod(self.views, self.views_per_trajectory)
+        return [self.views_per_trajectory] * full + ([rest] if rest else [])
+
+
+@dataclass(frozen=True, eq=False)
+class Trajectories:
+    """The views of one scene, trajectory by trajectory, steps in order.
+
+    Attributes:
+        position: float64 (N, 3) camera centres in metres (floor point + ``camera_height`` on Y).
+        rotation: float64 (N, 4) unit quaternions (w, x, y, z), camera-to-world.
+        trajectory: int32 (N,) trajectory index within the scene.
+        step: int32 (N,) step index within its trajectory.
+    """
+
+    position: np.ndarray
+    rotation: np.ndarray
+    trajectory: np.ndarray
+    step: np.ndarray
+
+    def __post_init__(self) -> None:
+        n = len(self.position)
+        shapes = {"position": (n, 3), "rotation": (n, 4), "trajectory": (n,), "step": (n,)}
+        for name, shape in shapes.items():
+            if np.shape(getattr(self, name)) != shape:
+                raise ValueError(f"{name} must have shape {shape}, got {np.shape(getattr(self, name))}")
+
+    def __len__(self) -> int:
+        return len(self.position)
+
+
+def sample_trajectories(nav: NavGrid, *, config: TrajectoryConfig, rng: np.random.Generator) -> Trajectories:
+    """Camera poses of an agent moving through the navigable space of one scene.
+
+    Args:
+        nav: the scene's navigable space.
+        config: mode, counts and agent settings.
+        rng: source of randomness; the same seed gives the same arrays.
+
+    Returns:
+        Exactly ``config.views`` views.
+
+    Raises:
+        ValueError: if ``nav`` has no walkable cell.
+    """
+    if not np.any(nav.walkable):
+        raise ValueError("the navigation grid has no walkable cell; rebuild it with a smaller agent_radius")
+    lengths = config.trajectory_lengths
+    if config.mode is TrajectoryMode.COVERAGE:
+        floor, yaw = _coverage(nav, config.views, rng)
+    else:
+        walk = _random_walk if config.mode is TrajectoryMode.RANDOM_WALK else _tour
+        parts = [walk(nav, n, config, rng) for n in lengths]
+        floor = np.concatenate([p for p, _ in parts])
+        yaw = np.concatenate([y for _, y in parts])
+    n = config.views
+    pitch = np.radians(rng.normal(0.0, config.pitch_jitter_deg, n)) if config.pitch_jitter_deg > 0 else np.zeros(n)
+    roll = np.radians(rng.normal(0.0, config.roll_jitter_deg, n)) if config.roll_jitter_deg > 0 else np.zeros(n)
+    position = floor.astype(np.float64, copy=True)
+    position[:, 1] += config.camera_height
+    trajectory = np.repeat(np.arange(len(lengths), dtype=np.int32), lengths)
+    step = np.concatenate([np.arange(k, dtype=np.int32) for k in lengths])
+    log.debug("sampled %d views in %d %s trajectories", n, len(lengths), config.mode.value)
+    return Trajectories(
+        position=position,
+        rotation=quat_from_yaw_pitch_roll(_wrap(yaw), pitch, roll),
+        trajectory=trajectory,
+        step=step,
+    )
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def _wrap(angle: np.ndarray | float) -> np.ndarray | float:
+    """Angles in radians wrapped to [-pi, pi)."""
+    return (np.asarray(angle) + np.pi) % (2 * np.pi) - np.pi
+
+
+def _forward(yaw: float) -> np.ndarray:
+    """Unit (x, z) walking direction of heading ``yaw`` (radians): yaw 0 = -Z, positive = left (-X)."""
+    return np.array([-math.sin(yaw), -math.cos(yaw)])
+
+
+def _heading(dxz: np.ndarray) -> float:
+    """Yaw in radians that walks along the (x, z) direction ``dxz``."""
+    return math.atan2(-dxz[0], -dxz[1])
+
+
+def _on_floor(nav: NavGrid, xz: np.ndarray) -> np.ndarray:
+    """(3,) floor point at world (x, z), with the floor height of its cell."""
+    return np.array([xz[0], nav.floor_height(xz[None])[0], xz[1]])
+
+
+def _try_step(nav: NavGrid, p: np.ndarray, yaw: float, step: float) -> np.ndarray | None:
+    """The floor point ``step`` metres ahead along ``yaw``, or None if the straight walk there is blocked."""
+    q_xz = p[[0, 2]] + step * _forward(yaw)
+    q = _on_floor(nav, q_xz)
+    return q if nav.segment_navigable(p, q) else None
+
+
+def _free_side(nav: NavGrid, p: np.ndarray, yaw: float, turn: float, step: float, rng: np.random.Generator) -> int:
+    """+1 (left) or -1 (right): the side on which turning by multiples of ``turn`` frees the way soonest."""
+    for k in range(1, math.ceil(math.pi / turn) + 1):
+        left = _try_step(nav, p, yaw + k * turn, step) is not None
+        right = _try_step(nav, p, yaw - k * turn, step) is not None
+        if left and right:
+            return 1 if rng.random() < 0.5 else -1
+        if left or right:
+            return 1 if left else -1
+    return 1 if rng.random() < 0.5 else -1  # boxed in: spin on the spot
+
+
+def _random_walk(nav: NavGrid, n: int, config: TrajectoryConfig, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Floor points (n, 3) and yaws (n,) radians of one smooth random walk."""
+    max_turn = math.radians(config.max_turn_deg)
+    p = nav.sample_points(rng=rng, n=1)[0]
+    yaw = float(rng.uniform(-math.pi, math.pi))
+    rate = 0.0
+    points, yaws = [p], [yaw]
+    for _ in range(n - 1):
+        rate = float(np.clip(_TURN_RATE_DECAY * rate + rng.normal(0.0, _TURN_RATE_NOISE * max_turn), -max_turn, max_turn))
+        q = _try_step(nav, p, yaw + rate, config.step_size)
+        if q is not None:
+            p, yaw = q, yaw + rate
+        else:
+            side = _free_side(nav, p, yaw, max_turn, config.step_size, rng)
+            rate = side * max_turn
+            yaw = yaw + rate
+        points.append(p)
+        yaws.append(yaw)
+    return np.asarray(points), np.asarray(yaws)
+
+
+def _resample(nav: NavGrid, path: np.ndarray, step: float) -> np.ndarray:
+    """Points every ``step`` metres (horizontal arc length) along a path after its start, ending at its end.
+
+    Where the straight walk between two consecutive points would cut a corner of the path through
+    non-navigable cells, the path's corners in between are inserted.
+
+    Returns:
+        float64 (K, 3) floor points, K >= 0 (0 when the path has no length).
+    """
+    xz = path[:, [0, 2]]
+    seg = np.linalg.norm(np.diff(xz, axis=0), axis=1)
+    arc = np.concatenate([[0.0], np.cumsum(seg)])
+    total = float(arc[-1])
+    if total <= 1e-9:
+        return np.empty((0, 3))
+    s = np.arange(1, math.floor(total / step + 1e-9) + 1) * step
+    if s.size == 0 or total - s[-1] > 1e-6:
+        s = np.append(s, total)
+    s[-1] = total
+    out = [path[0]]
+    arc_out = [0.0]
+    for si in s:
+        k = min(int(np.searchsorted(arc, si, side="right")) - 1, len(seg) - 1)
+        f = (si - arc[k]) / seg[k] if seg[k] > 0 else 0.0
+        q = _on_floor(nav, xz[k] + f * (xz[k + 1] - xz[k]))
+        if not nav.segment_navigable(out[-1], q):
+            for c in np.flatnonzero((arc > arc_out[-1] + 1e-9) & (arc < si - 1e-9)):
+                out.append(path[c])
+                arc_out.append(float(arc[c]))
+        out.append(q)
+        arc_out.append(float(si))
+    return np.asarray(out[1:])
+
+
+def _tour(nav: NavGrid, n: int, config: TrajectoryConfig, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Floor points (n, 3) and yaws (n,) radians of a walk along shortest paths between random goals."""
+    max_turn = math.radians(config.max_turn_deg)
+    p = nav.sample_points(rng=rng, n=1)[0]
+    _, labels = nav.islands()
+    r, c = nav.to_cell(p[None, [0, 2]])
+    island = int(labels[r[0], c[0]])
+    yaw = float(rng.uniform(-math.pi, math.pi))
+    points, yaws = [p], [yaw]
+    while len(points) < n:
+        waypoints = np.empty((0, 3))
+        for _ in range(_MAX_GOAL_TRIES):
+            goal = nav.sample_points(rng=rng, n=1, island=island)[0]
+            if np.linalg.norm((goal - p)[[0, 2]]) < config.step_size:
+                continue
+            waypoints = _resample(nav, nav.shortest_path(p, goal), config.step_size)
+            if len(waypoints):
+                break
+        if len(waypoints) == 0:  # a tiny island: look around on the spot
+            yaw += float(rng.uniform(-max_turn, max_turn))
+            points.append(p)
+            yaws.append(yaw)
+            continue
+        for w in waypoints:
+            want = _heading((w - p)[[0, 2]])
+            delta = float(_wrap(want - yaw))
+            while abs(delta) > max_turn and len(points) < n:
+                yaw += math.copysign(max_turn, delta)
+                delta = float(_wrap(want - yaw))
+                points.append(p)
+                yaws.append(yaw)
+            if len(points) >= n:
+                break
+            yaw += delta
+            p = w
+            points.append(p)
+            yaws.append(yaw)
+            if len(points) >= n:
+                break
+    return np.asarray(points[:n]), np.asarray(yaws[:n])
+
+
+def _coverage(nav: NavGrid, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Floor points (n, 3) spread uniformly over the walkable area, and random yaws (n,) radians.
+
+    Walkable cells are ordered block by block (square blocks of about ``area / n``, visited in a serpentine,
+    cells in random order within a block) and ``n`` of them are taken at equal spacing along that order from
+    a random offset (systematic sampling), then a point is drawn uniformly inside each.
+    """
+    rows, cols = np.nonzero(nav.walkable)
+    m = rows.size
+    block = max(1, int(round(math.sqrt(m / n))))
+    br, bc = rows // block, cols // block
+    n_bc = int(bc.max()) + 1
+    serp = np.where(br % 2 == 0, bc, n_bc - 1 - bc)
+    order = np.lexsort((rng.random(m), serp, br))
+    pick = order[np.floor((np.arange(n) + rng.random()) * (m / n)).astype(np.int64).clip(0, m - 1)]
+    pts = nav.to_world(rows[pick], cols[pick])
+    jitter = rng.uniform(-0.5, 0.5, size=(n, 2)) * (nav.cell_size * (1.0 - 1e-6))
+    pts[:, 0] += jitter[:, 0]
+    pts[:, 2] += jitter[:, 1]
+    yaw = rng.uniform(-math.pi, math.pi, n)
+    return pts, yaw
+
+
+__all__ = ["Trajectories", "TrajectoryConfig", "TrajectoryMode", "sample_trajectories"]
