@@ -238,6 +238,7 @@ def render_dataset(
     config: DatasetConfig,
     out: str | Path,
     poses: PoseList | None = None,
+    splits: dict[str, Sequence[str]] | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
     """Render a dataset into ``out`` (shards + manifest); resume when ``out`` holds the same job.
@@ -247,6 +248,7 @@ def render_dataset(
         config: the job's settings.
         out: output folder (created when missing).
         poses: render exactly these poses in every scene instead of walking trajectories.
+        splits: optional split name -> scene names (from a recipe), recorded in the manifest.
         progress: called with the number of views finished after each batch (and once with the number
             already on disk when resuming).
 
@@ -259,7 +261,7 @@ def render_dataset(
     out = Path(out)
     created = _prepare_folder(out)
     try:
-        return _render(list(sources), config=config, out=out, poses=poses, progress=progress)
+        return _render(list(sources), config=config, out=out, poses=poses, splits=splits, progress=progress)
     except BaseException:
         if created and not any(out.glob("shard-*.h5")):
             shutil.rmtree(out, ignore_errors=True)  # a failed fresh run leaves nothing behind
@@ -276,7 +278,7 @@ def _prepare_folder(out: Path) -> bool:
     return created
 
 
-def _render(sources, *, config, out, poses, progress) -> dict[str, Any]:
+def _render(sources, *, config, out, poses, splits, progress) -> dict[str, Any]:
     scenes_dir = out / "scenes"
     resolved = []
     for src in sources:  # procedural houses go through the same loader as scans: GLB + sidecar
@@ -298,6 +300,7 @@ def _render(sources, *, config, out, poses, progress) -> dict[str, Any]:
         "seed": config.seed,
         "inputs": inputs,
         "poses_sha256": poses.sha256 if poses is not None else None,
+        "splits": {k: list(v) for k, v in (splits or {}).items()},
     }
     fingerprint = hashlib.sha256(json.dumps(job, sort_keys=True).encode()).hexdigest()
     manifest_path = out / MANIFEST_NAME
@@ -305,7 +308,7 @@ def _render(sources, *, config, out, poses, progress) -> dict[str, Any]:
     if manifest_path.is_file():
         old = json.loads(manifest_path.read_text())
         if old.get("format") != MANIFEST_FORMAT or old.get("fingerprint") != fingerprint:
-            diff = [k for k in ("config", "inputs", "poses_sha256") if old.get(k) != job[k]]
+            diff = [k for k in ("config", "inputs", "poses_sha256", "splits") if old.get(k) != job[k]]
             raise DatasetError(
                 f"--out {out} holds a different dataset ({', '.join(diff) or 'format'} differ); "
                 "choose another folder or delete it"
@@ -379,46 +382,53 @@ def _input_record(src: SceneSource, out: Path) -> dict[str, Any]:
 
 
 def _write_shard(path, lo, hi, starts, sources, config, poses, attrs, current, out, progress) -> None:
+    """Render global views [lo, hi) into one shard; HDF5 writing overlaps the next batch's rendering."""
+    from concurrent.futures import ThreadPoolExecutor
+
     cfg = config.render
-    layout_checked = False
     with_semantic = cfg.semantic is not SemanticMode.NONE
     writer = None
+    pending = None
     try:
-        for s_idx in range(len(sources)):
-            a, b = max(lo, starts[s_idx]), min(hi, starts[s_idx + 1])
-            if a >= b:
-                continue
-            views = _scene_views(s_idx, sources[s_idx], config, poses, current, out)
-            for v0 in range(a - starts[s_idx], b - starts[s_idx], cfg.batch_views):
-                v1 = min(v0 + cfg.batch_views, b - starts[s_idx])
-                sl = slice(v0, v1)
-                batch = views.renderer.render(views.position[sl], views.rotation[sl], views.light_seed[sl])
-                if not layout_checked:
-                    layout = ShardLayout(
-                        samples=hi - lo, height=cfg.height, width=cfg.width, depth_dtype=config.depth_dtype,
-                        semantic_dtype=batch.semantic.dtype.name if with_semantic else None,
-                        compression=config.compression,
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="shard-writer") as pool:
+            for s_idx in range(len(sources)):
+                a, b = max(lo, starts[s_idx]), min(hi, starts[s_idx + 1])
+                if a >= b:
+                    continue
+                views = _scene_views(s_idx, sources[s_idx], config, poses, current, out)
+                for v0 in range(a - starts[s_idx], b - starts[s_idx], cfg.batch_views):
+                    v1 = min(v0 + cfg.batch_views, b - starts[s_idx])
+                    sl = slice(v0, v1)
+                    batch = views.renderer.render(views.position[sl], views.rotation[sl], views.light_seed[sl])
+                    if writer is None:
+                        layout = ShardLayout(
+                            samples=hi - lo, height=cfg.height, width=cfg.width, depth_dtype=config.depth_dtype,
+                            semantic_dtype=batch.semantic.dtype.name if with_semantic else None,
+                            compression=config.compression,
+                        )
+                        writer = ShardWriter(path, layout=layout, attrs=dict(attrs, first_view=lo))
+                    n = v1 - v0
+                    arrays = dict(
+                        rgb=batch.rgb,
+                        depth=batch.depth.astype(config.depth_dtype, copy=False),
+                        pose=pose_matrix(views.position[sl], views.rotation[sl]).astype(np.float32),
+                        position=views.position[sl].astype(np.float32),
+                        rotation=views.rotation[sl].astype(np.float32),
+                        light=batch.light,
+                        scene=np.full(n, views.index, np.int32),
+                        trajectory=views.trajectory[sl],
+                        step=views.step[sl],
+                        room=batch.room,
                     )
-                    writer = ShardWriter(path, layout=layout, attrs=dict(attrs, first_view=lo))
-                    layout_checked = True
-                n = v1 - v0
-                arrays = dict(
-                    rgb=batch.rgb,
-                    depth=batch.depth.astype(config.depth_dtype),
-                    pose=pose_matrix(views.position[sl], views.rotation[sl]).astype(np.float32),
-                    position=views.position[sl].astype(np.float32),
-                    rotation=views.rotation[sl].astype(np.float32),
-                    light=batch.light,
-                    scene=np.full(n, views.index, np.int32),
-                    trajectory=views.trajectory[sl],
-                    step=views.step[sl],
-                    room=batch.room,
-                )
-                if with_semantic:
-                    arrays["semantic"] = batch.semantic
-                writer.write(**arrays)
-                if progress is not None:
-                    progress(n)
+                    if with_semantic:
+                        arrays["semantic"] = batch.semantic
+                    if pending is not None:
+                        pending.result()  # at most one batch in flight: bounded memory, errors surface early
+                    pending = pool.submit(writer.write, **arrays)
+                    if progress is not None:
+                        progress(n)
+            if pending is not None:
+                pending.result()
         writer.close()
     except BaseException:
         if writer is not None:

@@ -78,16 +78,27 @@ def shade_hits(  # pragma: no cover - compiled
         th = face_tex_hw[f, 0]
         tw = face_tex_hw[f, 1]
         off = face_tex_offset[f]
-        x = np.float64(tu) * tw - 0.5
-        y = (1.0 - np.float64(tv)) * th - 0.5
+        # REPEAT wrapping without integer division: wrap uv into [0, 1) first.
+        su = np.float64(tu)
+        sv = 1.0 - np.float64(tv)
+        x = (su - np.floor(su)) * tw - 0.5
+        y = (sv - np.floor(sv)) * th - 0.5
         x0 = np.floor(x)
         y0 = np.floor(y)
         fx = np.float32(x - x0)
         fy = np.float32(y - y0)
-        xa = np.int64(x0) % tw
-        ya = np.int64(y0) % th
-        xb = (xa + 1) % tw
-        yb = (ya + 1) % th
+        xa = np.int64(x0)
+        ya = np.int64(y0)
+        xb = xa + 1
+        yb = ya + 1
+        if xa < 0:
+            xa += tw
+        if ya < 0:
+            ya += th
+        if xb >= tw:
+            xb -= tw
+        if yb >= th:
+            yb -= th
         b = i // per_view
         nx, ny, nz = normal[i, 0], normal[i, 1], normal[i, 2]
         if nx * rays[i, 3] + ny * rays[i, 4] + nz * rays[i, 5] > 0:

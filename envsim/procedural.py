@@ -39,7 +39,7 @@ import trimesh
 from PIL import Image
 from scipy import ndimage
 
-from envsim.rooms import ROOM_NAMES, SIDECAR_FORMAT, SIDECAR_SUFFIX
+from envsim.rooms import SIDECAR_FORMAT, SIDECAR_SUFFIX
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +132,7 @@ def generate_house(*, rng: np.random.Generator, config: ProceduralConfig = Proce
     Returns:
         The house: a trimesh scene and its room sidecar.
     """
-    plans = _plan_layout(rng, config)
+    plans, doors = _plan_layout(rng, config)
     bank = _MaterialBank(rng, config.texture_size)
     out = _Nodes(bank)
     _build_structure(rng, config, plans, bank, out)
@@ -160,6 +160,7 @@ def generate_house(*, rng: np.random.Generator, config: ProceduralConfig = Proce
             for p in plans
         ],
         "objects": objects,
+        "doors": [_door_record(door, i, j, plans, config) for door, i, j in doors],
         "generator": {"module": __name__, "config": dataclasses.asdict(config)},
     }
     log.debug("procedural house: %d rooms, %d nodes, %d triangles", len(plans), len(objects), out.n_triangles)
@@ -247,8 +248,12 @@ class _RoomPlan:
         return sorted(spans)
 
 
-def _plan_layout(rng: np.random.Generator, cfg: ProceduralConfig) -> list[_RoomPlan]:
-    """Room rectangles, labels and doorways; index 0 is the hallway."""
+def _plan_layout(rng: np.random.Generator, cfg: ProceduralConfig) -> tuple[list[_RoomPlan], list[tuple[_Door, int, int]]]:
+    """Room rectangles, labels and doorways; index 0 is the hallway.
+
+    Returns:
+        The rooms, and every doorway with the indices of the two rooms it joins.
+    """
     n = int(rng.integers(cfg.min_rooms, cfg.max_rooms + 1))
     n_a = n // 2 + (int(rng.integers(0, 2)) if n % 2 else 0)
     counts = (n_a, n - n_a)
@@ -290,13 +295,15 @@ def _plan_layout(rng: np.random.Generator, cfg: ProceduralConfig) -> list[_RoomP
         side_rooms[side].append(plan)
 
     h, dw = t / 2, cfg.door_width
-    for plan in plans[1:]:  # every room opens onto the hallway
+    doors: list[tuple[_Door, int, int]] = []
+    for index, plan in enumerate(plans[1:], start=1):  # every room opens onto the hallway
         ix0, _, ix1, _ = plan.inner(h)
         c = round(float(rng.uniform(ix0 + _DOOR_MARGIN + dw / 2, ix1 - _DOOR_MARGIN - dw / 2)), 3)
         line = plan.grid[3] if plan.grid[3] == hallway.grid[1] else plan.grid[1]
         door = _Door("z", line, c, dw)
         plan.doors.append(door)
         hallway.doors.append(door)
+        doors.append((door, 0, index))
     pair_prob = {
         ("dining_room", "kitchen"): 0.8,
         ("dining_room", "living_room"): 0.6,
@@ -305,6 +312,7 @@ def _plan_layout(rng: np.random.Generator, cfg: ProceduralConfig) -> list[_RoomP
     }
     for rooms in side_rooms:
         for a, b in zip(rooms[:-1], rooms[1:]):
+            ia, ib = plans.index(a), plans.index(b)
             key = tuple(sorted((a.label, b.label)))
             if rng.random() < pair_prob.get(key, 0.15):
                 _, iz0, _, iz1 = a.inner(h)
@@ -312,7 +320,26 @@ def _plan_layout(rng: np.random.Generator, cfg: ProceduralConfig) -> list[_RoomP
                 door = _Door("x", a.grid[2], c, dw)
                 a.doors.append(door)
                 b.doors.append(door)
-    return plans
+                doors.append((door, ia, ib))
+    return plans, doors
+
+
+def _door_record(door: _Door, i: int, j: int, plans: list[_RoomPlan], cfg: ProceduralConfig) -> dict:
+    """Sidecar entry of a doorway: the rooms it joins, its centre (x, z) on the wall centre line, its size and
+    the unit (x, z) normal pointing from ``rooms[0]`` into ``rooms[1]``."""
+    if door.axis == "z":
+        centre, inside = [door.center, door.line], plans[j].grid[1] + plans[j].grid[3]
+        normal = [0.0, 1.0 if inside / 2 > door.line else -1.0]
+    else:
+        centre, inside = [door.line, door.center], plans[j].grid[0] + plans[j].grid[2]
+        normal = [1.0 if inside / 2 > door.line else -1.0, 0.0]
+    return {
+        "rooms": [i, j],
+        "center": [round(float(c), 6) for c in centre],
+        "normal": normal,
+        "width": float(door.width),
+        "height": float(cfg.door_height),
+    }
 
 
 def _rect_polygon(r: Rect) -> list[list[float]]:
@@ -535,9 +562,10 @@ def _tex_grey(rng: np.random.Generator, size: int, kind: str) -> np.ndarray:
         weave = ((np.arange(s)[:, None] + np.arange(s)[None, :]) % 2) * 2.0 - 1.0
         img = 0.88 + 0.05 * _noise(rng, s, 0.6, 0.6) + 0.03 * weave + 0.03 * _noise(rng, s, s / 8, s / 8)
     elif kind == "grain":
-        warp = _noise(rng, s, s / 6, s / 10)
+        warp = _noise(rng, s, s / 4, s / 12)
         yy = np.arange(s)[:, None]
-        img = 0.86 + 0.05 * np.sin(2 * math.pi * (yy * 12.0 / s + 0.6 * warp)) + 0.05 * _noise(rng, s, s / 5, 0.7)
+        rings = np.sin(2 * math.pi * (yy * 24.0 / s + 0.25 * warp))
+        img = 0.88 + 0.035 * rings + 0.04 * _noise(rng, s, s / 5, 0.6) + 0.015 * _noise(rng, s, 1.0, 0.5)
     else:
         raise ValueError(f"unknown texture kind {kind!r}")
     return _u8(img)
@@ -659,6 +687,8 @@ class _MaterialBank:
 
     def tinted(self, kind: str, rgb: RGB) -> _Mat:
         """A shared greyscale detail texture (paint, ceiling, fabric, grain) tinted by ``rgb``."""
+        if kind == "grain" and max(rgb) - min(rgb) < 0.08:
+            kind = "paint"  # white, grey and black furniture is lacquered, not grained
         factor = self._factor(rgb)
         key = (kind, *factor)
         if key not in self._cache:
@@ -1218,6 +1248,12 @@ def _furnish_bedroom(rng: np.random.Generator, ctx: _RoomCtx, bank: _MaterialBan
             break
     if rng.random() < 0.4:
         _place_desk(rng, ctx, bank, out, small=True)
+    ix0, iz0, ix1, iz1 = ctx.inner
+    if rng.random() < min(0.8, 0.4 * (ix1 - ix0) * (iz1 - iz0) / 12.0):
+        w, h = float(rng.uniform(0.8, 1.2)), float(rng.uniform(0.75, 0.9))
+        spot = ctx.on_wall(rng, w, 0.45, h)
+        if spot:
+            out.add_item(ctx.index, "dresser", "dresser", spot[0], _cabinet(rng, bank, w, 0.45, h, wood, 3))
     if rng.random() < 0.3:
         _place_plant(rng, ctx, bank, out)
 
@@ -1450,16 +1486,20 @@ def _furnish_living(rng: np.random.Generator, ctx: _RoomCtx, bank: _MaterialBank
                 tv = _cat(_bb(-0.15, 0.15, 0.5, 0.52, 0.1, 0.3), _bb(-0.03, 0.03, 0.52, 0.62, 0.18, 0.21), _bb(-tv_w / 2, tv_w / 2, 0.62, 0.62 + tv_h, 0.18, 0.23))
                 out.add_item(ctx.index, "tv", "tv", f, [("screen", tv, bank.flat(_SCREEN))])
                 break
-    if rng.random() < 0.5:
+    ix0, iz0, ix1, iz1 = ctx.inner
+    scale = (ix1 - ix0) * (iz1 - iz0) / 15.0  # larger rooms get more furniture
+    col = _pick_colour(rng, _FABRIC, tuple(_FABRIC))
+    for k in range(2):
+        if rng.random() > min(0.9, 0.5 * scale) / (1 + 2 * k):
+            break
         aw = float(rng.uniform(0.8, 0.95))
         spot = ctx.on_wall(rng, aw, 0.85, 0.8, corner=0.5)
         if spot:
-            col = _pick_colour(rng, _FABRIC, tuple(_FABRIC))
             parts = [
                 ("body", _cat(_bb(-aw / 2, aw / 2, 0.0, 0.8, 0.0, 0.2), _bb(-aw / 2, -aw / 2 + 0.14, 0.0, 0.6, 0.2, 0.85), _bb(aw / 2 - 0.14, aw / 2, 0.0, 0.6, 0.2, 0.85), _bb(-aw / 2 + 0.14, aw / 2 - 0.14, 0.0, 0.42, 0.2, 0.85)), bank.tinted("fabric", col)),
             ]
             out.add_item(ctx.index, "armchair", "armchair", spot[0], parts)
-    if rng.random() < 0.35:
+    if rng.random() < min(0.8, 0.35 * scale):
         _place_bookshelf(rng, ctx, bank, out)
     if rng.random() < 0.6:
         _place_plant(rng, ctx, bank, out)
@@ -1573,7 +1613,8 @@ def _add_pictures(rng: np.random.Generator, ctx: _RoomCtx, bank: _MaterialBank, 
             side = ("z0", "z1", "x0", "x1")[int(rng.integers(0, 4))]
             w, hgt = float(rng.uniform(0.4, 1.0)), float(rng.uniform(0.35, 0.8))
             y0 = float(rng.uniform(1.2, 1.5))
-            y1 = y0 + hgt
+            y1 = min(y0 + hgt, 1.9)
+            hgt = y1 - y0
             lo, hi = ctx.side_range(side)
             if hi - lo < w + 0.2:
                 continue

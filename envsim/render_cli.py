@@ -23,6 +23,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="mesh file (.glb .gltf .ply .obj, with an optional <stem>.rooms.json sidecar), a folder of them, "
         "or procedural:N for N built-in procedural houses",
     )
+    p.add_argument("--root", help="dataset root that a recipe's relative scene paths start from (default: the recipe's folder)")
     p.add_argument("--out", required=True, help="output folder (created; rerun to resume an interrupted job)")
     p.add_argument("--views", type=positive_int, default=200, help="views per scene (default 200)")
     p.add_argument("--size", type=parse_size, default=(128, 128), metavar="WxH", help="image size (default 128x128)")
@@ -81,16 +82,44 @@ def build_config(args: argparse.Namespace) -> DatasetConfig:
         raise UserError(str(exc)) from exc
 
 
+def apply_recipe(args: argparse.Namespace) -> argparse.Namespace:
+    """When SCENE is a ``data_manifests/*.toml`` recipe: its options become defaults (the command line
+    still wins) and its scenes replace it."""
+    recipes = [s for s in args.scenes if s.endswith(".toml")]
+    if not recipes:
+        return args
+    if len(args.scenes) > 1:
+        raise UserError("give a recipe (.toml) alone, without other scenes")
+    from envsim.recipe import RecipeError, load_recipe
+
+    probe = argparse.ArgumentParser(add_help=False)
+    add_arguments(probe)
+    known = {a.dest for a in probe._actions}
+    try:
+        recipe = load_recipe(recipes[0], root=args.root, known_options=known - {"scenes", "out", "root"})
+    except RecipeError as exc:
+        raise UserError(str(exc)) from exc
+    probe.set_defaults(**recipe.options)
+    new = probe.parse_args(getattr(args, "_sub_argv", []))
+    new.scenes = list(recipe.scenes)
+    new.recipe = recipe.path
+    new.splits = recipe.splits
+    return new
+
+
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    args = apply_recipe(args)
     config = build_config(args)
     try:
         sources = resolve_sources(args.scenes, up=UpAxis(args.up))
         poses = load_poses(args.poses) if args.poses else None
         total = len(sources) * (len(poses.position) if poses is not None else config.trajectory.views)
         with tqdm(total=total, unit="view", desc="render", disable=args.no_progress, file=sys.stderr) as bar:
-            manifest = render_dataset(sources, config=config, out=args.out, poses=poses, progress=bar.update)
+            manifest = render_dataset(
+                sources, config=config, out=args.out, poses=poses, splits=getattr(args, "splits", None), progress=bar.update
+            )
     except PermissionError as exc:
         raise UserError(f"cannot write to {exc.filename or args.out}: permission denied") from exc
     except OSError as exc:

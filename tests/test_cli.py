@@ -93,3 +93,33 @@ def test_help(command, capsys):
 def test_console_entry_point(tmp_path):
     out = subprocess.run([sys.executable, "-m", "envsim", "--version"], capture_output=True, text=True)
     assert out.returncode == 0 and out.stdout.startswith("ess 0.")
+
+
+def test_recipe_options_are_defaults_and_the_command_line_wins(tmp_path, capsys):
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(
+        'scenes = ["procedural:1"]\n[render]\nviews = 4\nsize = "20x10"\nviews-per-trajectory = 2\n'
+        '[splits]\ntrain = ["house-0000"]\n'
+    )
+    out = tmp_path / "d"
+    assert main(["render", str(recipe), "--out", str(out), "--size", "12x8", "--no-progress"]) == 0
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["total_samples"] == 4 and (m["width"], m["height"]) == (12, 8)
+    assert m["config"]["trajectory"]["views_per_trajectory"] == 2
+    assert m["splits"] == {"train": ["house-0000"]}
+    capsys.readouterr()
+    recipe.write_text('scenes = ["procedural:1"]\n[render]\nviewz = 4\n')
+    assert main(["render", str(recipe), "--out", str(tmp_path / "e")]) == 2
+    assert "unknown render option 'viewz'" in _err_line(capsys)
+    assert main(["render", str(tmp_path / "none.toml"), "--out", str(tmp_path / "e")]) == 2
+    assert "recipe not found" in _err_line(capsys)
+
+
+def test_shipped_recipe_is_valid():
+    from pathlib import Path
+
+    from envsim.recipe import load_recipe
+
+    r = load_recipe(Path(__file__).parent.parent / "data_manifests" / "procedural.toml")
+    assert r.scenes == ("procedural:10",) and r.options["size"] == (128, 128)
+    assert set(r.splits["train"]).isdisjoint(r.splits["test"])

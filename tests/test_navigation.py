@@ -110,6 +110,23 @@ def test_empty_room_area_is_interior_minus_radius(w, d, t, radius):
     assert nav.islands()[0] == 1
 
 
+def test_drop_offs_keep_the_radius():
+    # A 4 m x 3 m room whose floor has a 1 m x 1 m hole (a stairwell) at x in [1.5, 2.5], z in [1, 2].
+    parts = room_parts(4.0, 3.0)
+    parts[0] = box([-0.1, -0.1, -0.1], [1.5, 0, 3.1])
+    parts += [box([2.5, -0.1, -0.1], [4.1, 0, 3.1]), box([1.5, -0.1, -0.1], [2.5, 0, 1]), box([1.5, -0.1, 2], [2.5, 0, 3.1])]
+    nav = build_navgrid(*mesh(parts))
+    grown_hole = (1 + 2 * RADIUS) ** 2 - (4 - math.pi) * RADIUS**2
+    expected = (4 - 2 * RADIUS) * (3 - 2 * RADIUS) - grown_hole
+    assert nav.area_m2 == pytest.approx(expected, abs=0.6 * (14 + 4) * CELL)
+    c = nav.cell_centers()
+    gap = np.maximum(np.abs(c[:, 0] - 2.0), np.abs(c[:, 2] - 1.5)) - 0.5  # Chebyshev distance to the hole
+    assert gap.min() >= RADIUS - CELL / 2 - 1e-9
+    # A free-standing platform: its edges are drop-offs too.
+    slab = build_navgrid(*mesh([box([0, -0.1, 0], [3, 0, 2])]))
+    assert slab.area_m2 == pytest.approx((3 - 2 * RADIUS) * (2 - 2 * RADIUS), abs=0.6 * 10 * CELL)
+
+
 def test_ceiling_does_not_hide_floor_and_open_top_room_matches():
     with_ceiling = build_navgrid(*mesh(room_parts(3.0, 2.0)))
     open_top = build_navgrid(*mesh(p for i, p in enumerate(room_parts(3.0, 2.0)) if i != 1))
@@ -436,7 +453,7 @@ def test_sample_points_are_navigable_uniform_and_seeded():
     counts = np.histogram(a[:, 0], bins=4, range=(RADIUS, 4.0 - RADIUS))[0]
     assert np.all(np.abs(counts - 1000) < 150)
     # Jittered inside cells, not only cell centres.
-    assert np.unique(a[:, 0]).size > 3000
+    assert np.unique(a[:, 0]).size > 3000 and np.unique(a[:, 2]).size > 3000
     assert nav.sample_points(rng=np.random.default_rng(0), n=0).shape == (0, 3)
 
 
