@@ -17,10 +17,10 @@ world frame. A cell is *walkable* when an agent (a vertical cylinder of ``agent_
    step too high) are a boundary too.
 3. **Clearance.** Cells closer than ``agent_radius`` to a cell with no floor, to a wall or to a ledge are
    removed (Euclidean distance transforms).
-4. **Islands.** Walkable cells are joined 8-connected (a diagonal move needs both side cells walkable, so
-   paths never cut a wall's corner; neighbouring floors must differ by at most ``max_climb``) and, with
-   ``largest_island``, only the largest connected island is kept, which drops table tops, wall tops, roofs
-   and the insides of closed solids.
+4. **Islands.** Walkable cells are joined 8-connected (neighbouring floors must differ by at most
+   ``max_climb``; a diagonal move needs the whole 2x2 block of cells around it walkable, so paths never cut
+   a wall's corner) and, with ``largest_island``, only the largest connected island is kept, which drops
+   table tops, wall tops, roofs and the insides of closed solids.
 
 Geodesics are Dijkstra on that graph (:mod:`scipy.sparse.csgraph`); paths are then shortened by
 line-of-sight string pulling so they run straight across open floors as on a navmesh.
@@ -105,7 +105,7 @@ class NavConfig:
             raise ValueError(f"max_slope_deg must lie in [0, 90) degrees (e.g. 45), got {self.max_slope_deg}")
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, repr=False)
 class NavGrid:
     """Walkable cells of a scene on a regular (x, z) grid, with the floor height of each cell.
 
@@ -154,6 +154,13 @@ class NavGrid:
         object.__setattr__(self, "height", height)
         object.__setattr__(self, "cell_size", float(self.cell_size))
         object.__setattr__(self, "max_climb", float(self.max_climb))
+
+    def __repr__(self) -> str:
+        nz, nx = self.shape
+        return (
+            f"NavGrid({nz}x{nx} cells of {self.cell_size} m, origin=({self.origin[0]:.3f}, {self.origin[1]:.3f}), "
+            f"walkable={int(self.walkable.sum())} cells / {self.area_m2:.2f} m2, max_climb={self.max_climb})"
+        )
 
     # ------------------------------------------------------------------ geometry of the grid
 
@@ -284,8 +291,9 @@ class NavGrid:
         The distance is that of the shortest 8-connected cell path between the cells of the two points.
         A move joins walkable cells whose floors differ by at most ``max_climb``; a diagonal move also needs
         the two side cells walkable, with all four floors within ``max_climb`` (no corner cutting). A move
-        costs its 3-D length: ``cell_size`` or ``sqrt(2) cell_size`` across, combined with the height change. On open floors it exceeds the straight-line distance by up to 8 %;
-        :meth:`shortest_path` returns a shortened path.
+        costs its 3-D length: ``cell_size`` or ``sqrt(2) cell_size`` across, combined with the height change.
+        Distances are between cell centres; on open floors they exceed the straight-line distance by up to 8 %
+        (:meth:`shortest_path` returns a shortened path).
 
         Args:
             start: (3,) world floor point in metres; must be navigable.
@@ -328,7 +336,7 @@ class NavGrid:
         Raises:
             ValueError: if either point is not navigable or the goal cannot be reached from the start.
         """
-        graph, node, cells = self._graph
+        graph, _node, cells = self._graph
         start = np.asarray(start, dtype=np.float64).reshape(3)
         goal = np.asarray(goal, dtype=np.float64).reshape(3)
         s = self._node_of(start, "start")
@@ -555,6 +563,16 @@ def _cell_edges(
     return np.concatenate(srcs), np.concatenate(dsts), np.concatenate(ws)
 
 
+def _floor_like(vertices: np.ndarray, faces: np.ndarray, prim: np.ndarray, max_slope_deg: float) -> np.ndarray:
+    """Whether triangles ``prim`` (K,) are within ``max_slope_deg`` of horizontal, either side up: bool (K,)."""
+    uniq, inverse = np.unique(prim, return_inverse=True)
+    tri = vertices[faces[uniq]]  # (U, 3, 3)
+    normal = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    norm = np.linalg.norm(normal, axis=1)
+    cos_up = np.abs(normal[:, 1]) / np.maximum(norm, 1e-300)  # 0 for degenerate triangles
+    return (cos_up >= math.cos(math.radians(max_slope_deg)) - 1e-9)[inverse.reshape(-1)]
+
+
 def build_navgrid(vertices: np.ndarray, faces: np.ndarray, *, config: NavConfig = NavConfig()) -> NavGrid:
     """The navigable space of a triangle mesh (see the module docstring for the method).
 
@@ -600,13 +618,6 @@ def build_navgrid(vertices: np.ndarray, faces: np.ndarray, *, config: NavConfig 
     scene.add_triangles(o3d.core.Tensor(v32), o3d.core.Tensor(np.ascontiguousarray(faces, dtype=np.uint32)))
 
     # 1. Floors: all hits of one downward ray per cell.
-    tri = vertices[faces]  # (F, 3, 3)
-    normal = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
-    norm = np.linalg.norm(normal, axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        ny = np.where(norm > 0, np.abs(normal[:, 1]) / norm, 0.0)
-    floor_like = ny >= math.cos(math.radians(config.max_slope_deg)) - 1e-9  # (F,)
-
     top = hi[1] + 1.0
     rows, cols = np.mgrid[0:nz, 0:nx]
     rays = np.zeros((nz * nx, 6), dtype=np.float32)
@@ -621,6 +632,7 @@ def build_navgrid(vertices: np.ndarray, faces: np.ndarray, *, config: NavConfig 
     order = np.lexsort((t_hit, ray_id))  # by ray, then top to bottom
     ray_id, t_hit, prim = ray_id[order], t_hit[order], prim[order]
     y_hit = top - t_hit
+    floor_like = _floor_like(vertices, faces, prim, config.max_slope_deg)  # per hit
 
     # Merge coincident hits into surfaces.
     new_surface = np.ones(ray_id.size, dtype=bool)
@@ -630,8 +642,7 @@ def build_navgrid(vertices: np.ndarray, faces: np.ndarray, *, config: NavConfig 
     surf_first = np.flatnonzero(new_surface)
     surf_ray = ray_id[surf_first]
     surf_y = y_hit[surf_first]
-    surf_floor = np.zeros(n_surf, dtype=bool)
-    np.logical_or.at(surf_floor, surf, floor_like[prim])
+    surf_floor = np.bincount(surf, weights=floor_like, minlength=n_surf) > 0
     headroom = np.full(n_surf, np.inf)
     same_ray = surf_ray[1:] == surf_ray[:-1]
     headroom[1:][same_ray] = surf_y[:-1][same_ray] - surf_y[1:][same_ray]
@@ -697,8 +708,14 @@ def build_navgrid(vertices: np.ndarray, faces: np.ndarray, *, config: NavConfig 
         d_edge = ndimage.distance_transform_edt(~boundary) * cell
         walkable &= d_edge >= r - cell / 2 - 1e-9
 
-    grid = NavGrid(origin=origin, cell_size=cell, walkable=walkable, height=height.astype(np.float32),
-                   max_climb=config.max_climb, config=config)
+    grid = NavGrid(
+        origin=origin,
+        cell_size=cell,
+        walkable=walkable,
+        height=height.astype(np.float32),
+        max_climb=config.max_climb,
+        config=config,
+    )
     if not np.any(walkable):
         raise ValueError(
             f"the scene has no navigable area once {r} m of clearance is kept from walls and ledges; "
@@ -712,7 +729,11 @@ def build_navgrid(vertices: np.ndarray, faces: np.ndarray, *, config: NavConfig 
             grid = dataclasses.replace(grid, walkable=labels == 0)
     log.info(
         "navigable grid %dx%d at %.3f m: %.1f m2 walkable in %.2f s",
-        nz, nx, cell, grid.area_m2, time.perf_counter() - t0,
+        nz,
+        nx,
+        cell,
+        grid.area_m2,
+        time.perf_counter() - t0,
     )
     return grid
 

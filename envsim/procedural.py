@@ -16,6 +16,12 @@ touch inside the wall. Faces that can never be seen (slab tops and bottoms, the 
 line, slab ends inside corners) are left out, so no two faces overlap in the same plane. Floors and
 ceilings reach the wall centre lines (the floor under a doorway is split between the two rooms).
 
+Appearance: floors, walls, ceilings and most furniture are ``PBRMaterial`` with a ``baseColorTexture``
+(PNG) and UVs; the colour is ``baseColorFactor * texture``. Paint, ceiling, fabric and lacquer/wood grain use
+shared near-white detail textures tinted by the factor; planks, tiles and carpet are coloured textures with
+a white factor. Small parts (metal, ceramic, screens, books, plants) have a ``baseColorFactor`` only and no
+UVs. No vertex colours are used.
+
 Example::
 
     house = generate_house(rng=np.random.default_rng(7))
@@ -25,12 +31,12 @@ Example::
 from __future__ import annotations
 
 import dataclasses
-import io
+import itertools
 import json
 import logging
 import math
 import os
-import tempfile
+import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -90,11 +96,17 @@ class ProceduralConfig:
 
     def __post_init__(self) -> None:
         if self.min_rooms < len(MANDATORY_ROOMS):
-            raise ValueError(f"min_rooms must be >= {len(MANDATORY_ROOMS)} (every house has {', '.join(MANDATORY_ROOMS)})")
+            raise ValueError(
+                f"min_rooms must be >= {len(MANDATORY_ROOMS)} (every house has {', '.join(MANDATORY_ROOMS)})"
+            )
         if not self.min_rooms <= self.max_rooms <= 12:
-            raise ValueError(f"max_rooms must lie in [min_rooms, 12], got {self.max_rooms} with min_rooms={self.min_rooms}")
+            raise ValueError(
+                f"max_rooms must lie in [min_rooms, 12], got {self.max_rooms} with min_rooms={self.min_rooms}"
+            )
         if not 2.4 <= self.wall_height <= 5.0:
-            raise ValueError(f"wall_height must lie in [2.4, 5.0] metres (furniture is up to 2.2 m), got {self.wall_height}")
+            raise ValueError(
+                f"wall_height must lie in [2.4, 5.0] metres (furniture is up to 2.2 m), got {self.wall_height}"
+            )
         if not 0.02 <= self.wall_thickness <= 0.4:
             raise ValueError(f"wall_thickness must lie in [0.02, 0.4] metres, got {self.wall_thickness}")
         if not 0.7 <= self.door_width <= 1.6:
@@ -112,7 +124,11 @@ class House:
     Attributes:
         scene: Y-up scene in metres; every geometry node has a unique name ``rNN/<part>`` (NN = room index)
             and world coordinates baked into its vertices (identity node transforms).
-        sidecar: the ``envsim-rooms/1`` sidecar (see :mod:`envsim.rooms`), JSON-serialisable.
+        sidecar: the ``envsim-rooms/1`` sidecar (see :mod:`envsim.rooms`), JSON-serialisable. Room 0 is the
+            hallway; polygons are the interior floor rectangles. Two extra keys: ``"doors"``, a list of
+            ``{"rooms": [i, j], "center": [x, z], "normal": [nx, nz], "width": m, "height": m}`` (centre on
+            the wall centre line, normal pointing from room i into room j), and ``"generator"``, this module's
+            name and the config.
     """
 
     scene: trimesh.Scene
@@ -134,7 +150,7 @@ def generate_house(*, rng: np.random.Generator, config: ProceduralConfig = Proce
     """
     plans, doors = _plan_layout(rng, config)
     bank = _MaterialBank(rng, config.texture_size)
-    out = _Nodes(bank)
+    out = _Nodes()
     _build_structure(rng, config, plans, bank, out)
     if config.furniture:
         for index, plan in enumerate(plans):
@@ -192,13 +208,14 @@ def write_house(house: House, path: str | os.PathLike) -> tuple[Path, Path]:
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
+    """Write ``data`` to a unique temporary file next to ``path``, then rename it onto ``path``."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.partial")
     try:
-        with os.fdopen(fd, "wb") as f:
+        with open(tmp, "xb") as f:
             f.write(data)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 
@@ -248,7 +265,9 @@ class _RoomPlan:
         return sorted(spans)
 
 
-def _plan_layout(rng: np.random.Generator, cfg: ProceduralConfig) -> tuple[list[_RoomPlan], list[tuple[_Door, int, int]]]:
+def _plan_layout(
+    rng: np.random.Generator, cfg: ProceduralConfig
+) -> tuple[list[_RoomPlan], list[tuple[_Door, int, int]]]:
     """Room rectangles, labels and doorways; index 0 is the hallway.
 
     Returns:
@@ -284,7 +303,9 @@ def _plan_layout(rng: np.random.Generator, cfg: ProceduralConfig) -> tuple[list[
         assigned[slot] = by_label[rank]
 
     hallway = _RoomPlan(
-        "hallway", (x_lo, float(z_edges[1]), x_hi, float(z_edges[2])), {"x0": True, "x1": True, "z0": False, "z1": False}
+        "hallway",
+        (x_lo, float(z_edges[1]), x_hi, float(z_edges[2])),
+        {"x0": True, "x1": True, "z0": False, "z1": False},
     )
     plans = [hallway]
     side_rooms: list[list[_RoomPlan]] = [[], []]
@@ -311,7 +332,7 @@ def _plan_layout(rng: np.random.Generator, cfg: ProceduralConfig) -> tuple[list[
         ("bathroom", "bedroom"): 0.4,
     }
     for rooms in side_rooms:
-        for a, b in zip(rooms[:-1], rooms[1:]):
+        for a, b in itertools.pairwise(rooms):
             ia, ib = plans.index(a), plans.index(b)
             key = tuple(sorted((a.label, b.label)))
             if rng.random() < pair_prob.get(key, 0.15):
@@ -555,7 +576,12 @@ def _tex_grey(rng: np.random.Generator, size: int, kind: str) -> np.ndarray:
     """Near-white greyscale detail textures that a material's colour factor tints."""
     s = size
     if kind == "paint":
-        img = 0.94 + 0.02 * _noise(rng, s, s / 10, s / 10) + 0.01 * _noise(rng, s, 3, 3) + 0.012 * _noise(rng, s, 0.7, 0.7)
+        img = (
+            0.94
+            + 0.014 * _noise(rng, s, s / 10, s / 10)
+            + 0.01 * _noise(rng, s, 3, 3)
+            + 0.012 * _noise(rng, s, 0.7, 0.7)
+        )
     elif kind == "ceiling":
         img = 0.95 + 0.012 * _noise(rng, s, 0.7, 0.7) + 0.01 * _noise(rng, s, s / 8, s / 8)
     elif kind == "fabric":
@@ -605,7 +631,13 @@ _WALL_PAINT: dict[str, list[RGB]] = {
     "office": [(0.80, 0.82, 0.84), (0.74, 0.80, 0.86), (0.92, 0.92, 0.90), (0.62, 0.74, 0.74), (0.85, 0.82, 0.74)],
     "hallway": [(0.94, 0.93, 0.90), (0.86, 0.86, 0.84), (0.85, 0.82, 0.76)],
 }
-_WALL_TILES: list[RGB] = [(0.95, 0.95, 0.94), (0.80, 0.88, 0.92), (0.78, 0.90, 0.84), (0.88, 0.84, 0.76), (0.70, 0.72, 0.74)]
+_WALL_TILES: list[RGB] = [
+    (0.95, 0.95, 0.94),
+    (0.80, 0.88, 0.92),
+    (0.78, 0.90, 0.84),
+    (0.88, 0.84, 0.76),
+    (0.70, 0.72, 0.74),
+]
 _WOOD: dict[str, RGB] = {
     "light_oak": (0.78, 0.62, 0.44),
     "oak": (0.62, 0.45, 0.28),
@@ -628,8 +660,22 @@ _FABRIC: dict[str, RGB] = {
     "cream": (0.90, 0.87, 0.80),
     "charcoal": (0.25, 0.25, 0.27),
 }
-_ART: list[RGB] = [(0.85, 0.30, 0.20), (0.20, 0.40, 0.70), (0.95, 0.75, 0.20), (0.30, 0.60, 0.45), (0.60, 0.35, 0.60), (0.15, 0.15, 0.18)]
-_BOOKS: list[RGB] = [(0.60, 0.12, 0.12), (0.14, 0.24, 0.50), (0.18, 0.42, 0.24), (0.88, 0.84, 0.72), (0.12, 0.12, 0.12), (0.85, 0.62, 0.18)]
+_ART: list[RGB] = [
+    (0.85, 0.30, 0.20),
+    (0.20, 0.40, 0.70),
+    (0.95, 0.75, 0.20),
+    (0.30, 0.60, 0.45),
+    (0.60, 0.35, 0.60),
+    (0.15, 0.15, 0.18),
+]
+_BOOKS: list[RGB] = [
+    (0.60, 0.12, 0.12),
+    (0.14, 0.24, 0.50),
+    (0.18, 0.42, 0.24),
+    (0.88, 0.84, 0.72),
+    (0.12, 0.12, 0.12),
+    (0.85, 0.62, 0.18),
+]
 _WHITE: RGB = (0.93, 0.93, 0.92)
 _CERAMIC: RGB = (0.96, 0.96, 0.95)
 _METAL: RGB = (0.70, 0.71, 0.73)
@@ -647,7 +693,9 @@ def _pick(rng: np.random.Generator, options: list | tuple, p=None):
     return options[int(rng.choice(len(options), p=p))]
 
 
-def _pick_colour(rng: np.random.Generator, palette: dict[str, RGB], names: tuple[str, ...], amount: float = 0.04) -> RGB:
+def _pick_colour(
+    rng: np.random.Generator, palette: dict[str, RGB], names: tuple[str, ...], amount: float = 0.04
+) -> RGB:
     return _jitter(rng, palette[_pick(rng, names)], amount)
 
 
@@ -668,12 +716,14 @@ class _MaterialBank:
     def __init__(self, rng: np.random.Generator, size: int):
         self.size = size
         self._cache: dict[tuple, _Mat] = {}
-        self._detail = {kind: Image.fromarray(_tex_grey(rng, size, kind), "RGB") for kind in ("paint", "ceiling", "fabric", "grain")}
+        self._detail = {
+            kind: Image.fromarray(_tex_grey(rng, size, kind), "RGB") for kind in ("paint", "ceiling", "fabric", "grain")
+        }
         self._detail_tile = {"paint": 1.0, "ceiling": 1.0, "fabric": 0.5, "grain": 1.2}
 
     @staticmethod
     def _factor(rgb: RGB) -> list[int]:
-        return [int(round(c * 255)) for c in rgb] + [255]
+        return [round(c * 255) for c in rgb] + [255]
 
     def flat(self, rgb: RGB) -> _Mat:
         """An untextured material of colour ``rgb`` (sRGB in [0, 1])."""
@@ -681,7 +731,9 @@ class _MaterialBank:
         key = ("flat", *factor)
         if key not in self._cache:
             name = "flat_" + "".join(f"{c:02x}" for c in factor[:3])
-            pbr = trimesh.visual.material.PBRMaterial(name=name, baseColorFactor=factor, metallicFactor=0.0, roughnessFactor=0.8)
+            pbr = trimesh.visual.material.PBRMaterial(
+                name=name, baseColorFactor=factor, metallicFactor=0.0, roughnessFactor=0.8
+            )
             self._cache[key] = _Mat(pbr, None)
         return self._cache[key]
 
@@ -694,7 +746,11 @@ class _MaterialBank:
         if key not in self._cache:
             name = f"{kind}_" + "".join(f"{c:02x}" for c in factor[:3])
             pbr = trimesh.visual.material.PBRMaterial(
-                name=name, baseColorTexture=self._detail[kind], baseColorFactor=factor, metallicFactor=0.0, roughnessFactor=0.9
+                name=name,
+                baseColorTexture=self._detail[kind],
+                baseColorFactor=factor,
+                metallicFactor=0.0,
+                roughnessFactor=0.9,
             )
             self._cache[key] = _Mat(pbr, self._detail_tile[kind])
         return self._cache[key]
@@ -702,7 +758,11 @@ class _MaterialBank:
     def textured(self, name: str, image: np.ndarray, tile: float) -> _Mat:
         """A colour texture (uint8 (S, S, 3)) repeating every ``tile`` metres."""
         pbr = trimesh.visual.material.PBRMaterial(
-            name=name, baseColorTexture=Image.fromarray(image, "RGB"), baseColorFactor=[255, 255, 255, 255], metallicFactor=0.0, roughnessFactor=0.8
+            name=name,
+            baseColorTexture=Image.fromarray(image, "RGB"),
+            baseColorFactor=[255, 255, 255, 255],
+            metallicFactor=0.0,
+            roughnessFactor=0.8,
         )
         return _Mat(pbr, tile)
 
@@ -718,8 +778,7 @@ def _to_trimesh(v: np.ndarray, f: np.ndarray, mat: _Mat) -> trimesh.Trimesh:
 class _Nodes:
     """The scene's nodes in insertion order: (name, room index, category, world geometry, material)."""
 
-    def __init__(self, bank: _MaterialBank):
-        self.bank = bank
+    def __init__(self) -> None:
         self.nodes: list[tuple[str, int, str, Geo, _Mat]] = []
         self._count: dict[tuple[int, str], int] = {}
         self.n_triangles = 0
@@ -741,7 +800,9 @@ class _Nodes:
 # --------------------------------------------------------------------------------------------- structure
 
 
-def _build_structure(rng: np.random.Generator, cfg: ProceduralConfig, plans: list[_RoomPlan], bank: _MaterialBank, out: _Nodes) -> None:
+def _build_structure(
+    rng: np.random.Generator, cfg: ProceduralConfig, plans: list[_RoomPlan], bank: _MaterialBank, out: _Nodes
+) -> None:
     """Floors, ceilings, walls with doorway openings, baseboards and ceiling lamps of every room."""
     h = cfg.wall_thickness / 2
     s = cfg.texture_size
@@ -751,7 +812,9 @@ def _build_structure(rng: np.random.Generator, cfg: ProceduralConfig, plans: lis
         ox0, oz0, ox1, oz1 = plan.outer(h)
         floor = _floor_material(rng, plan.label, i, s, bank)
         out.add(i, "floor", "floor", _box((ox0, 0.0, oz0), (ox1, 0.0, oz1), ("+y",)), floor)
-        out.add(i, "ceiling", "ceiling", _box((ox0, cfg.wall_height, oz0), (ox1, cfg.wall_height, oz1), ("-y",)), ceiling)
+        out.add(
+            i, "ceiling", "ceiling", _box((ox0, cfg.wall_height, oz0), (ox1, cfg.wall_height, oz1), ("-y",)), ceiling
+        )
         wall = _wall_material(rng, plan.label, i, s, bank)
         for side in ("z0", "z1", "x0", "x1"):
             out.add(i, f"wall_{side}", "wall", _wall_side(plan, side, cfg), wall)
@@ -908,7 +971,6 @@ class _RoomCtx:
         self.index, self.plan, self.label = index, plan, plan.label
         h = cfg.wall_thickness / 2
         self.inner = plan.inner(h)
-        self.wall_height = cfg.wall_height
         ix0, iz0, ix1, iz1 = self.inner
         self.centre = ((ix0 + ix1) / 2, (iz0 + iz1) / 2)
         self.items: list[tuple[Rect, float]] = []
@@ -1020,7 +1082,9 @@ class _RoomCtx:
     def reserve(self, rect: Rect, height: float) -> None:
         self.items.append((rect, height))
 
-    def try_place(self, frame: _Frame, local: Rect, height: float, *, flat: bool = False, clearance: float = 0.03) -> bool:
+    def try_place(
+        self, frame: _Frame, local: Rect, height: float, *, flat: bool = False, clearance: float = 0.03
+    ) -> bool:
         """Reserve the local footprint ``local`` placed by ``frame`` when it fits."""
         rect = frame.rect(*local)
         if not self.fits(rect, height, flat=flat, clearance=clearance):
@@ -1063,7 +1127,14 @@ class _RoomCtx:
         return None
 
     def free_spot(
-        self, rng: np.random.Generator, local: Rect, height: float, *, spread: float = 0.5, tries: int = 30, clearance: float = 0.03
+        self,
+        rng: np.random.Generator,
+        local: Rect,
+        height: float,
+        *,
+        spread: float = 0.5,
+        tries: int = 30,
+        clearance: float = 0.03,
     ) -> _Frame | None:
         """Place a free-standing item (local footprint ``local``, centred) near the room centre.
 
@@ -1094,7 +1165,9 @@ def _legs(x0: float, x1: float, z0: float, z1: float, y1: float, s: float) -> Ge
     return _cat(*[_bb(x, x + s, 0.0, y1, z, z + s) for x in (x0, x1 - s) for z in (z0, z1 - s)])
 
 
-def _table(w: float, d: float, h: float, top: float = 0.04, leg: float = 0.05, inset: float = 0.04, z0: float = 0.0) -> Geo:
+def _table(
+    w: float, d: float, h: float, top: float = 0.04, leg: float = 0.05, inset: float = 0.04, z0: float = 0.0
+) -> Geo:
     """A table (top + four legs), local x in [-w/2, w/2], z in [z0, z0 + d]."""
     return _cat(
         _bb(-w / 2, w / 2, h - top, h, z0, z0 + d),
@@ -1120,12 +1193,18 @@ def _plant(rng: np.random.Generator, bank: _MaterialBank, radius: float) -> tupl
     fy = pot_h + radius * 0.8
     parts = [
         ("pot", _cyl(0.0, radius, 0.0, pot_h, pot_r), bank.flat(_jitter(rng, _pick(rng, _POT)))),
-        ("leaves", _ellipsoid(0.0, fy, radius, radius, radius * float(rng.uniform(1.0, 1.5)), radius), bank.flat(_jitter(rng, _pick(rng, _PLANT), 0.08))),
+        (
+            "leaves",
+            _ellipsoid(0.0, fy, radius, radius, radius * float(rng.uniform(1.0, 1.5)), radius),
+            bank.flat(_jitter(rng, _pick(rng, _PLANT), 0.08)),
+        ),
     ]
     return parts, fy + radius * 1.5
 
 
-def _place_plant(rng: np.random.Generator, ctx: _RoomCtx, bank: _MaterialBank, out: _Nodes, max_radius: float = 0.3) -> None:
+def _place_plant(
+    rng: np.random.Generator, ctx: _RoomCtx, bank: _MaterialBank, out: _Nodes, max_radius: float = 0.3
+) -> None:
     lo = min(0.2, max_radius)
     radius = float(rng.uniform(lo, max(lo, max_radius)))
     parts, height = _plant(rng, bank, radius)
@@ -1134,11 +1213,15 @@ def _place_plant(rng: np.random.Generator, ctx: _RoomCtx, bank: _MaterialBank, o
         out.add_item(ctx.index, "plant", "plant", spot[0], parts)
 
 
-def _place_rug(rng: np.random.Generator, ctx: _RoomCtx, bank: _MaterialBank, out: _Nodes, frame: _Frame, local: Rect) -> None:
+def _place_rug(
+    rng: np.random.Generator, ctx: _RoomCtx, bank: _MaterialBank, out: _Nodes, frame: _Frame, local: Rect
+) -> None:
     if ctx.try_place(frame, local, 0.01, flat=True):
         x0, z0, x1, z1 = local
         col = _jitter(rng, _pick(rng, list(_FABRIC.values())), 0.06)
-        out.add_item(ctx.index, "rug", "rug", frame, [("rug", _bb(x0, x1, 0.0, 0.01, z0, z1), bank.tinted("fabric", col))])
+        out.add_item(
+            ctx.index, "rug", "rug", frame, [("rug", _bb(x0, x1, 0.0, 0.01, z0, z1), bank.tinted("fabric", col))]
+        )
 
 
 def _bookshelf(rng: np.random.Generator, bank: _MaterialBank, w: float, d: float, h: float) -> Parts:
@@ -1146,12 +1229,16 @@ def _bookshelf(rng: np.random.Generator, bank: _MaterialBank, w: float, d: float
     n = int(rng.integers(4, 6))
     wood = bank.tinted("grain", _pick_colour(rng, _WOOD, ("light_oak", "oak", "walnut", "white", "black")))
     ys = np.linspace(0.08, h - t, n + 1)
-    frame = [_bb(-w / 2, -w / 2 + t, 0, h, 0, d), _bb(w / 2 - t, w / 2, 0, h, 0, d), _bb(-w / 2 + t, w / 2 - t, h - t, h, 0, d)]
+    frame = [
+        _bb(-w / 2, -w / 2 + t, 0, h, 0, d),
+        _bb(w / 2 - t, w / 2, 0, h, 0, d),
+        _bb(-w / 2 + t, w / 2 - t, h - t, h, 0, d),
+    ]
     frame.append(_bb(-w / 2 + t, w / 2 - t, 0, h - t, 0, 0.01))
     frame += [_bb(-w / 2 + t, w / 2 - t, y - t, y, 0.01, d) for y in ys[:-1]]
     books: dict[int, list[Geo]] = {}
     colours = [int(i) for i in rng.choice(len(_BOOKS), 3, replace=False)]
-    for y0, y1 in zip(ys[:-1], ys[1:]):
+    for y0, y1 in itertools.pairwise(ys):
         x = -w / 2 + t + float(rng.uniform(0.0, 0.1))
         while True:
             bw = float(rng.uniform(0.02, 0.05))
@@ -1178,7 +1265,9 @@ def _place_bookshelf(rng: np.random.Generator, ctx: _RoomCtx, bank: _MaterialBan
         out.add_item(ctx.index, "bookshelf", "bookshelf", spot[0], _bookshelf(rng, bank, w, d, h))
 
 
-def _cabinet(rng: np.random.Generator, bank: _MaterialBank, w: float, d: float, h: float, colour: RGB, n_doors: int) -> Parts:
+def _cabinet(
+    rng: np.random.Generator, bank: _MaterialBank, w: float, d: float, h: float, colour: RGB, n_doors: int
+) -> Parts:
     """A closed cabinet body with door seams and handles on its front (local z = d)."""
     dark = bank.flat((0.1, 0.1, 0.1))
     seams, handles = [], []
@@ -1199,7 +1288,12 @@ def _furnish_bedroom(rng: np.random.Generator, ctx: _RoomCtx, bank: _MaterialBan
     wood = _pick_colour(rng, _WOOD, ("light_oak", "oak", "walnut", "white", "grey"))
     bw = float(_pick(rng, [0.9, 1.2, 1.4, 1.6, 1.8])) + float(rng.uniform(-0.05, 0.05))
     bl = float(rng.uniform(1.95, 2.1))
-    base_h, matt_h, head_h, ht = float(rng.uniform(0.25, 0.35)), float(rng.uniform(0.18, 0.24)), float(rng.uniform(0.9, 1.2)), 0.06
+    base_h, matt_h, head_h, ht = (
+        float(rng.uniform(0.25, 0.35)),
+        float(rng.uniform(0.18, 0.24)),
+        float(rng.uniform(0.9, 1.2)),
+        0.06,
+    )
     spot = None
     for width in (bw, 1.4, 0.9):
         spot = ctx.on_wall(rng, width, ht + bl, head_h, corner=0.2)
@@ -1223,9 +1317,21 @@ def _furnish_bedroom(rng: np.random.Generator, ctx: _RoomCtx, bank: _MaterialBan
             "bed",
             frame,
             [
-                ("frame", _cat(_bb(-bw / 2, bw / 2, 0.0, base_h, ht, ht + bl), _bb(-bw / 2, bw / 2, 0.0, head_h, 0.0, ht)), bank.tinted("grain", wood)),
-                ("mattress", _bb(-bw / 2 + 0.02, bw / 2 - 0.02, base_h, top, ht + 0.02, ht + bl - 0.02), bank.tinted("fabric", linen)),
-                ("duvet", _bb(-bw / 2 + 0.005, bw / 2 - 0.005, top - 0.12, top + 0.04, ht + 0.32 * bl, ht + bl - 0.005), bank.tinted("fabric", duvet)),
+                (
+                    "frame",
+                    _cat(_bb(-bw / 2, bw / 2, 0.0, base_h, ht, ht + bl), _bb(-bw / 2, bw / 2, 0.0, head_h, 0.0, ht)),
+                    bank.tinted("grain", wood),
+                ),
+                (
+                    "mattress",
+                    _bb(-bw / 2 + 0.02, bw / 2 - 0.02, base_h, top, ht + 0.02, ht + bl - 0.02),
+                    bank.tinted("fabric", linen),
+                ),
+                (
+                    "duvet",
+                    _bb(-bw / 2 + 0.005, bw / 2 - 0.005, top - 0.12, top + 0.04, ht + 0.32 * bl, ht + bl - 0.005),
+                    bank.tinted("fabric", duvet),
+                ),
                 ("pillows", _cat(*pillows), bank.tinted("fabric", linen)),
             ],
         )
@@ -1235,7 +1341,13 @@ def _furnish_bedroom(rng: np.random.Generator, ctx: _RoomCtx, bank: _MaterialBan
             f = ctx.wall_frame(side, a)
             if rng.random() < 0.85 and ctx.try_place(f, (-nw / 2, 0.0, nw / 2, nd), nh, clearance=0.01):
                 parts = _cabinet(rng, bank, nw, nd, nh, wood, 1)
-                parts.append(("lamp", _cyl(0.0, nd / 2, nh, nh + 0.3, 0.09, 12), bank.flat(_jitter(rng, (0.95, 0.92, 0.80), 0.03))))
+                parts.append(
+                    (
+                        "lamp",
+                        _cyl(0.0, nd / 2, nh, nh + 0.3, 0.09, 12),
+                        bank.flat(_jitter(rng, (0.95, 0.92, 0.80), 0.03)),
+                    )
+                )
                 out.add_item(ctx.index, "nightstand", "nightstand", f, parts)
         if rng.random() < 0.5:
             rw, rd = bw + float(rng.uniform(0.4, 0.8)), float(rng.uniform(0.8, 1.4))
@@ -1244,7 +1356,13 @@ def _furnish_bedroom(rng: np.random.Generator, ctx: _RoomCtx, bank: _MaterialBan
     for width in (ww, 1.0):
         spot = ctx.on_wall(rng, width, 0.6, wh, corner=0.6)
         if spot:
-            out.add_item(ctx.index, "wardrobe", "wardrobe", spot[0], _cabinet(rng, bank, width, 0.6, wh, wood, 2 if width < 1.4 else 3))
+            out.add_item(
+                ctx.index,
+                "wardrobe",
+                "wardrobe",
+                spot[0],
+                _cabinet(rng, bank, width, 0.6, wh, wood, 2 if width < 1.4 else 3),
+            )
             break
     if rng.random() < 0.4:
         _place_desk(rng, ctx, bank, out, small=True)
@@ -1281,7 +1399,15 @@ def _furnish_bathroom(rng: np.random.Generator, ctx: _RoomCtx, bank: _MaterialBa
         if spot:
             parts = [
                 ("tray", _bb(-s / 2, s / 2, 0.0, 0.06, 0.0, s), white),
-                ("pipe", _cat(_cyl(0.0, 0.04, 0.9, 1.95, 0.015, 8), _cyl(0.0, 0.12, 1.92, 1.96, 0.1, 16), _bb(-0.012, 0.012, 1.92, 1.945, 0.04, 0.12)), metal),
+                (
+                    "pipe",
+                    _cat(
+                        _cyl(0.0, 0.04, 0.9, 1.95, 0.015, 8),
+                        _cyl(0.0, 0.12, 1.92, 1.96, 0.1, 16),
+                        _bb(-0.012, 0.012, 1.92, 1.945, 0.04, 0.12),
+                    ),
+                    metal,
+                ),
             ]
             out.add_item(ctx.index, "shower", "shower", spot[0], parts)
     spot = ctx.on_wall(rng, 0.42, 0.62, 0.8, corner=0.2)
@@ -1305,7 +1431,11 @@ def _furnish_bathroom(rng: np.random.Generator, ctx: _RoomCtx, bank: _MaterialBa
         mw = min(w, float(rng.uniform(0.5, 0.9)))
         out.add_item(ctx.index, "sink", "sink", frame, parts)
         mirror = [
-            ("frame", _bb(-mw / 2 - 0.03, mw / 2 + 0.03, 1.17, 1.93, -0.015, 0.0), bank.flat(_jitter(rng, _pick(rng, [_WHITE, _WOOD["black"], _WOOD["oak"]]), 0.03))),
+            (
+                "frame",
+                _bb(-mw / 2 - 0.03, mw / 2 + 0.03, 1.17, 1.93, -0.015, 0.0),
+                bank.flat(_jitter(rng, _pick(rng, [_WHITE, _WOOD["black"], _WOOD["oak"]]), 0.03)),
+            ),
             ("glass", _bb(-mw / 2, mw / 2, 1.2, 1.9, -0.015, 0.008), bank.flat((0.72, 0.78, 0.82))),
         ]
         out.add_item(ctx.index, "mirror", "mirror", frame, mirror)
@@ -1323,7 +1453,9 @@ def _furnish_bathroom(rng: np.random.Generator, ctx: _RoomCtx, bank: _MaterialBa
 
 def _furnish_kitchen(rng: np.random.Generator, ctx: _RoomCtx, bank: _MaterialBank, out: _Nodes) -> None:
     cab = _pick_colour(rng, _WOOD, ("white", "oak", "grey", "walnut", "black", "light_oak"))
-    stone = bank.flat(_jitter(rng, _pick(rng, [(0.85, 0.84, 0.80), (0.25, 0.25, 0.26), (0.60, 0.58, 0.55), (0.72, 0.62, 0.50)]), 0.03))
+    stone = bank.flat(
+        _jitter(rng, _pick(rng, [(0.85, 0.84, 0.80), (0.25, 0.25, 0.26), (0.60, 0.58, 0.55), (0.72, 0.62, 0.50)]), 0.03)
+    )
     dark = bank.flat((0.08, 0.08, 0.09))
     metal = bank.flat(_METAL)
     sides = sorted(("z0", "z1", "x0", "x1"), key=lambda s: -(ctx.side_range(s)[1] - ctx.side_range(s)[0]))
@@ -1350,19 +1482,39 @@ def _furnish_kitchen(rng: np.random.Generator, ctx: _RoomCtx, bank: _MaterialBan
         if mods > 1:
             sink_k = (stove_k + 1 + int(rng.integers(0, mods - 1))) % mods
             kx = -L / 2 + (sink_k + 0.5) * L / mods
-            parts.append(("sink", _cat(_bb(kx - 0.24, kx + 0.24, 0.9, 0.905, 0.1, 0.5), _cyl(kx, 0.06, 0.9, 1.15, 0.015, 8)), metal))
+            parts.append(
+                (
+                    "sink",
+                    _cat(_bb(kx - 0.24, kx + 0.24, 0.9, 0.905, 0.1, 0.5), _cyl(kx, 0.06, 0.9, 1.15, 0.015, 8)),
+                    metal,
+                )
+            )
         parts.append(("upper", _bb(-L / 2, L / 2, 1.45, 2.15, -0.0, 0.35), bank.tinted("grain", cab)))
         parts.append(("hood", _bb(sx - 0.3, sx + 0.3, 1.35, 1.45, 0.0, 0.48), metal))
         out.add_item(ctx.index, "counter", "counter", frame, parts)
         splash_col = _jitter(rng, _pick(rng, _WALL_TILES + [(0.30, 0.45, 0.55), (0.85, 0.80, 0.70)]), 0.04)
         grout = _jitter(rng, (0.78, 0.78, 0.76), 0.03)
-        splash = bank.textured(f"backsplash_r{ctx.index:02d}", _tex_tiles(rng, bank.size, 4, 8, [splash_col], grout, stagger=True), 0.6)
-        out.add_item(ctx.index, "backsplash", "backsplash", frame, [("tiles", _bb(-L / 2, L / 2, 0.9, 1.45, -0.012, -0.004), splash)])
+        splash = bank.textured(
+            f"backsplash_r{ctx.index:02d}", _tex_tiles(rng, bank.size, 4, 8, [splash_col], grout, stagger=True), 0.6
+        )
+        out.add_item(
+            ctx.index,
+            "backsplash",
+            "backsplash",
+            frame,
+            [("tiles", _bb(-L / 2, L / 2, 0.9, 1.45, -0.012, -0.004), splash)],
+        )
         fh = float(rng.uniform(1.75, 2.0))
         fcol = _jitter(rng, _pick(rng, [_WHITE, _METAL, (0.15, 0.15, 0.16)]), 0.02)
         fridge = [
             ("body", _bb(-0.35, 0.35, 0.0, fh, 0.0, 0.68), bank.flat(fcol)),
-            ("handle", _cat(_bb(0.25, 0.27, fh * 0.62, fh * 0.9, 0.68, 0.71), _bb(0.25, 0.27, fh * 0.3, fh * 0.55, 0.68, 0.71)), dark),
+            (
+                "handle",
+                _cat(
+                    _bb(0.25, 0.27, fh * 0.62, fh * 0.9, 0.68, 0.71), _bb(0.25, 0.27, fh * 0.3, fh * 0.55, 0.68, 0.71)
+                ),
+                dark,
+            ),
             ("seam", _bb(-0.35, 0.35, fh * 0.58, fh * 0.585, 0.68, 0.683), dark),
         ]
         placed = False
@@ -1387,22 +1539,46 @@ def _furnish_kitchen(rng: np.random.Generator, ctx: _RoomCtx, bank: _MaterialBan
                 "island",
                 "island",
                 frame,
-                [("body", _bb(-w / 2 + 0.05, w / 2 - 0.05, 0.0, 0.88, -d / 2 + 0.05, d / 2 - 0.05), bank.tinted("grain", cab)), ("top", _bb(-w / 2, w / 2, 0.88, 0.92, -d / 2, d / 2), stone)],
+                [
+                    (
+                        "body",
+                        _bb(-w / 2 + 0.05, w / 2 - 0.05, 0.0, 0.88, -d / 2 + 0.05, d / 2 - 0.05),
+                        bank.tinted("grain", cab),
+                    ),
+                    ("top", _bb(-w / 2, w / 2, 0.88, 0.92, -d / 2, d / 2), stone),
+                ],
             )
             return
     if rng.random() < 0.6:
         _place_dining_set(rng, ctx, bank, out, small=True)
 
 
-def _place_dining_set(rng: np.random.Generator, ctx: _RoomCtx, bank: _MaterialBank, out: _Nodes, small: bool = False) -> None:
+def _place_dining_set(
+    rng: np.random.Generator, ctx: _RoomCtx, bank: _MaterialBank, out: _Nodes, small: bool = False
+) -> None:
     wood = _pick_colour(rng, _WOOD, ("oak", "walnut", "light_oak", "white", "cherry", "black"))
     chair_col = wood if rng.random() < 0.6 else _pick_colour(rng, _WOOD, ("white", "black", "grey", "oak"))
-    options = [(0.8, 0.7, 1), (1.0, 0.8, 1)] if small else [(float(rng.uniform(1.6, 2.0)), float(rng.uniform(0.85, 1.0)), 3), (1.4, 0.85, 2), (1.2, 0.8, 2), (0.9, 0.8, 1)]
+    options = (
+        [(0.8, 0.7, 1), (1.0, 0.8, 1)]
+        if small
+        else [
+            (float(rng.uniform(1.6, 2.0)), float(rng.uniform(0.85, 1.0)), 3),
+            (1.4, 0.85, 2),
+            (1.2, 0.8, 2),
+            (0.9, 0.8, 1),
+        ]
+    )
     for w, d, per_side in options:
         reach = 0.3  # how far a chair sticks out past the table edge
         ends = (not small) and w >= 1.6 and rng.random() < 0.5
         ex = reach if ends else 0.0
-        frame = ctx.free_spot(rng, (-w / 2 - ex, -d / 2 - reach, w / 2 + ex, d / 2 + reach), 0.95, spread=0.3 if not small else 0.8, clearance=0.15)
+        frame = ctx.free_spot(
+            rng,
+            (-w / 2 - ex, -d / 2 - reach, w / 2 + ex, d / 2 + reach),
+            0.95,
+            spread=0.3 if not small else 0.8,
+            clearance=0.15,
+        )
         if frame is None:
             continue
         chairs = []
@@ -1424,7 +1600,10 @@ def _place_dining_set(rng: np.random.Generator, ctx: _RoomCtx, bank: _MaterialBa
                 else:  # facing -x
                     v = np.stack([-z + w / 2 + ex, y, x], axis=1)
                 chairs.append((v, f))
-        parts = [("table", _table(w, d, 0.75, z0=-d / 2), bank.tinted("grain", wood)), ("chairs", _cat(*chairs), bank.tinted("grain", chair_col))]
+        parts = [
+            ("table", _table(w, d, 0.75, z0=-d / 2), bank.tinted("grain", wood)),
+            ("chairs", _cat(*chairs), bank.tinted("grain", chair_col)),
+        ]
         out.add_item(ctx.index, "table", "table", frame, parts)
         return
 
@@ -1433,7 +1612,12 @@ def _furnish_living(rng: np.random.Generator, ctx: _RoomCtx, bank: _MaterialBank
     fabric = _pick_colour(rng, _FABRIC, tuple(_FABRIC), 0.05)
     wood = _pick_colour(rng, _WOOD, ("oak", "walnut", "light_oak", "white", "black"))
     w, d = float(rng.uniform(1.8, 2.6)), float(rng.uniform(0.85, 0.95))
-    back_h, arm_w, arm_h, seat_h = float(rng.uniform(0.75, 0.9)), float(rng.uniform(0.12, 0.22)), float(rng.uniform(0.55, 0.65)), 0.42
+    back_h, arm_w, arm_h, seat_h = (
+        float(rng.uniform(0.75, 0.9)),
+        float(rng.uniform(0.12, 0.22)),
+        float(rng.uniform(0.55, 0.65)),
+        0.42,
+    )
     spot = None
     for width in (w, 1.8, 1.5):
         spot = ctx.on_wall(rng, width, d, back_h, corner=0.1, tries=40)
@@ -1446,7 +1630,14 @@ def _furnish_living(rng: np.random.Generator, ctx: _RoomCtx, bank: _MaterialBank
         inner_w = w - 2 * arm_w
         cushion_top = min(seat_h + float(rng.uniform(0.3, 0.4)), back_h - 0.03)
         cushions = [
-            _bb(-inner_w / 2 + k * inner_w / n_c + 0.01, -inner_w / 2 + (k + 1) * inner_w / n_c - 0.01, seat_h, cushion_top, 0.2, 0.33)
+            _bb(
+                -inner_w / 2 + k * inner_w / n_c + 0.01,
+                -inner_w / 2 + (k + 1) * inner_w / n_c - 0.01,
+                seat_h,
+                cushion_top,
+                0.2,
+                0.33,
+            )
             for k in range(n_c)
         ]
         cushion_col = _jitter(rng, fabric, 0.05) if rng.random() < 0.5 else _pick_colour(rng, _FABRIC, tuple(_FABRIC))
@@ -1464,11 +1655,21 @@ def _furnish_living(rng: np.random.Generator, ctx: _RoomCtx, bank: _MaterialBank
             ("cushions", _cat(*cushions), bank.tinted("fabric", cushion_col)),
         ]
         out.add_item(ctx.index, "sofa", "sofa", frame, parts)
-        cw, cd, ch = min(float(rng.uniform(0.9, 1.3)), w - 0.3), float(rng.uniform(0.5, 0.7)), float(rng.uniform(0.38, 0.45))
+        cw, cd, ch = (
+            min(float(rng.uniform(0.9, 1.3)), w - 0.3),
+            float(rng.uniform(0.5, 0.7)),
+            float(rng.uniform(0.38, 0.45)),
+        )
         gap = float(rng.uniform(0.35, 0.5))
         table_local = (-cw / 2, d + gap, cw / 2, d + gap + cd)
         if ctx.try_place(frame, table_local, ch):
-            out.add_item(ctx.index, "coffee_table", "coffee_table", frame, [("table", _table(cw, cd, ch, z0=d + gap, leg=0.045), bank.tinted("grain", wood))])
+            out.add_item(
+                ctx.index,
+                "coffee_table",
+                "coffee_table",
+                frame,
+                [("table", _table(cw, cd, ch, z0=d + gap, leg=0.045), bank.tinted("grain", wood))],
+            )
         rw, rd = cw + float(rng.uniform(0.8, 1.4)), cd + float(rng.uniform(0.8, 1.2))
         mid = d + gap + cd / 2
         _place_rug(rng, ctx, bank, out, frame, (-rw / 2, mid - rd / 2, rw / 2, mid + rd / 2))
@@ -1482,8 +1683,14 @@ def _furnish_living(rng: np.random.Generator, ctx: _RoomCtx, bank: _MaterialBank
             a = min(max(a, lo + tw / 2 + 0.02), hi - tw / 2 - 0.02)
             f = ctx.wall_frame(opp, a)
             if ctx.try_place(f, (-tw / 2, 0.0, tw / 2, 0.42), 0.62 + tv_h):
-                out.add_item(ctx.index, "tv_stand", "tv_stand", f, _cabinet(rng, bank, tw, 0.42, 0.5, wood, 2 if tw < 1.5 else 3))
-                tv = _cat(_bb(-0.15, 0.15, 0.5, 0.52, 0.1, 0.3), _bb(-0.03, 0.03, 0.52, 0.62, 0.18, 0.21), _bb(-tv_w / 2, tv_w / 2, 0.62, 0.62 + tv_h, 0.18, 0.23))
+                out.add_item(
+                    ctx.index, "tv_stand", "tv_stand", f, _cabinet(rng, bank, tw, 0.42, 0.5, wood, 2 if tw < 1.5 else 3)
+                )
+                tv = _cat(
+                    _bb(-0.15, 0.15, 0.5, 0.52, 0.1, 0.3),
+                    _bb(-0.03, 0.03, 0.52, 0.62, 0.18, 0.21),
+                    _bb(-tv_w / 2, tv_w / 2, 0.62, 0.62 + tv_h, 0.18, 0.23),
+                )
                 out.add_item(ctx.index, "tv", "tv", f, [("screen", tv, bank.flat(_SCREEN))])
                 break
     ix0, iz0, ix1, iz1 = ctx.inner
@@ -1496,7 +1703,16 @@ def _furnish_living(rng: np.random.Generator, ctx: _RoomCtx, bank: _MaterialBank
         spot = ctx.on_wall(rng, aw, 0.85, 0.8, corner=0.5)
         if spot:
             parts = [
-                ("body", _cat(_bb(-aw / 2, aw / 2, 0.0, 0.8, 0.0, 0.2), _bb(-aw / 2, -aw / 2 + 0.14, 0.0, 0.6, 0.2, 0.85), _bb(aw / 2 - 0.14, aw / 2, 0.0, 0.6, 0.2, 0.85), _bb(-aw / 2 + 0.14, aw / 2 - 0.14, 0.0, 0.42, 0.2, 0.85)), bank.tinted("fabric", col)),
+                (
+                    "body",
+                    _cat(
+                        _bb(-aw / 2, aw / 2, 0.0, 0.8, 0.0, 0.2),
+                        _bb(-aw / 2, -aw / 2 + 0.14, 0.0, 0.6, 0.2, 0.85),
+                        _bb(aw / 2 - 0.14, aw / 2, 0.0, 0.6, 0.2, 0.85),
+                        _bb(-aw / 2 + 0.14, aw / 2 - 0.14, 0.0, 0.42, 0.2, 0.85),
+                    ),
+                    bank.tinted("fabric", col),
+                ),
             ]
             out.add_item(ctx.index, "armchair", "armchair", spot[0], parts)
     if rng.random() < min(0.8, 0.35 * scale):
@@ -1507,7 +1723,11 @@ def _furnish_living(rng: np.random.Generator, ctx: _RoomCtx, bank: _MaterialBank
         spot = ctx.on_wall(rng, 0.4, 0.4, 1.7, corner=0.8)
         if spot:
             parts = [
-                ("stand", _cat(_cyl(0.0, 0.2, 0.0, 0.03, 0.16), _cyl(0.0, 0.2, 0.03, 1.45, 0.015, 8)), bank.flat((0.15, 0.15, 0.15))),
+                (
+                    "stand",
+                    _cat(_cyl(0.0, 0.2, 0.0, 0.03, 0.16), _cyl(0.0, 0.2, 0.03, 1.45, 0.015, 8)),
+                    bank.flat((0.15, 0.15, 0.15)),
+                ),
                 ("shade", _cyl(0.0, 0.2, 1.4, 1.7, 0.18), bank.flat(_jitter(rng, (0.95, 0.90, 0.78), 0.03))),
             ]
             out.add_item(ctx.index, "floor_lamp", "lamp", spot[0], parts)
@@ -1521,7 +1741,13 @@ def _furnish_dining(rng: np.random.Generator, ctx: _RoomCtx, bank: _MaterialBank
         if spot:
             col = _pick_colour(rng, _WOOD, ("oak", "walnut", "white", "cherry", "black"))
             parts = _cabinet(rng, bank, w, 0.45, h, col, 3 if w > 1.5 else 2)
-            parts.append(("vase", _cyl(w * 0.25, 0.22, h, h + float(rng.uniform(0.2, 0.35)), 0.07, 12), bank.flat(_jitter(rng, _pick(rng, _ART), 0.05))))
+            parts.append(
+                (
+                    "vase",
+                    _cyl(w * 0.25, 0.22, h, h + float(rng.uniform(0.2, 0.35)), 0.07, 12),
+                    bank.flat(_jitter(rng, _pick(rng, _ART), 0.05)),
+                )
+            )
             out.add_item(ctx.index, "sideboard", "sideboard", spot[0], parts)
     if rng.random() < 0.5:
         _place_plant(rng, ctx, bank, out)
@@ -1538,7 +1764,11 @@ def _place_desk(rng: np.random.Generator, ctx: _RoomCtx, bank: _MaterialBank, ou
         return
     wood = _pick_colour(rng, _WOOD, ("white", "oak", "walnut", "black", "light_oak"))
     sw = float(rng.uniform(0.5, 0.65))
-    screen = _cat(_bb(-0.11, 0.11, h, h + 0.015, 0.08, 0.26), _bb(-0.02, 0.02, h + 0.015, h + 0.12, 0.14, 0.17), _bb(-sw / 2, sw / 2, h + 0.1, h + 0.1 + sw * 0.58, 0.17, 0.2))
+    screen = _cat(
+        _bb(-0.11, 0.11, h, h + 0.015, 0.08, 0.26),
+        _bb(-0.02, 0.02, h + 0.015, h + 0.12, 0.14, 0.17),
+        _bb(-sw / 2, sw / 2, h + 0.1, h + 0.1 + sw * 0.58, 0.17, 0.2),
+    )
     cz = d + 0.2
     chair_col = _jitter(rng, _pick(rng, [(0.12, 0.12, 0.13), _FABRIC["grey"], _FABRIC["navy"], _FABRIC["rust"]]), 0.05)
     chair = _cat(
@@ -1565,7 +1795,13 @@ def _furnish_office(rng: np.random.Generator, ctx: _RoomCtx, bank: _MaterialBank
     if rng.random() < 0.4:
         spot = ctx.on_wall(rng, 0.45, 0.6, 0.72)
         if spot:
-            out.add_item(ctx.index, "cabinet", "cabinet", spot[0], _cabinet(rng, bank, 0.45, 0.6, 0.72, _jitter(rng, _METAL, 0.05), 1))
+            out.add_item(
+                ctx.index,
+                "cabinet",
+                "cabinet",
+                spot[0],
+                _cabinet(rng, bank, 0.45, 0.6, 0.72, _jitter(rng, _METAL, 0.05), 1),
+            )
     if rng.random() < 0.4:
         _place_plant(rng, ctx, bank, out)
     if rng.random() < 0.4:
@@ -1579,13 +1815,21 @@ def _furnish_hallway(rng: np.random.Generator, ctx: _RoomCtx, bank: _MaterialBan
     if room < 0.22:
         return
     for _ in range(int(rng.integers(1, 3))):
-        w, d, h = float(rng.uniform(0.8, 1.2)), min(float(rng.uniform(0.28, 0.35)), room), float(rng.uniform(0.75, 0.85))
+        w, d, h = (
+            float(rng.uniform(0.8, 1.2)),
+            min(float(rng.uniform(0.28, 0.35)), room),
+            float(rng.uniform(0.75, 0.85)),
+        )
         spot = ctx.on_wall(rng, w, d, h, sides=("z0", "z1"))
         if spot:
             col = _pick_colour(rng, _WOOD, ("oak", "walnut", "white", "black"))
             parts = [
                 ("table", _table(w, d, h, top=0.03, leg=0.035, inset=0.02), bank.tinted("grain", col)),
-                ("vase", _cyl(w * 0.3, d / 2, h, h + float(rng.uniform(0.2, 0.4)), 0.06, 12), bank.flat(_jitter(rng, _pick(rng, _ART), 0.05))),
+                (
+                    "vase",
+                    _cyl(w * 0.3, d / 2, h, h + float(rng.uniform(0.2, 0.4)), 0.06, 12),
+                    bank.flat(_jitter(rng, _pick(rng, _ART), 0.05)),
+                ),
             ]
             out.add_item(ctx.index, "console_table", "console_table", spot[0], parts)
     for _ in range(int(rng.integers(0, 3))):
@@ -1595,12 +1839,33 @@ def _furnish_hallway(rng: np.random.Generator, ctx: _RoomCtx, bank: _MaterialBan
         spot = ctx.on_wall(rng, 2 * r, 2 * r, 1.8)
         if spot:
             black = bank.flat(_jitter(rng, _pick(rng, [(0.12, 0.12, 0.12), _WOOD["oak"], _WOOD["walnut"]]), 0.03))
-            hooks = [_bb(-0.01 + dx, 0.01 + dx, 1.62, 1.64, r - 0.01 + dz, r + 0.01 + dz) for dx, dz in ((-0.1, 0), (0.1, 0), (0, -0.1), (0, 0.1))]
-            parts = [("stand", _cat(_cyl(0.0, r, 0.0, 0.03, r * 0.9), _cyl(0.0, r, 0.03, 1.78, 0.018, 8), _ellipsoid(0.0, 1.78, r, 0.03, 0.03, 0.03), *hooks), black)]
+            hooks = [
+                _bb(-0.01 + dx, 0.01 + dx, 1.62, 1.64, r - 0.01 + dz, r + 0.01 + dz)
+                for dx, dz in ((-0.1, 0), (0.1, 0), (0, -0.1), (0, 0.1))
+            ]
+            parts = [
+                (
+                    "stand",
+                    _cat(
+                        _cyl(0.0, r, 0.0, 0.03, r * 0.9),
+                        _cyl(0.0, r, 0.03, 1.78, 0.018, 8),
+                        _ellipsoid(0.0, 1.78, r, 0.03, 0.03, 0.03),
+                        *hooks,
+                    ),
+                    black,
+                )
+            ]
             out.add_item(ctx.index, "coat_rack", "coat_rack", spot[0], parts)
     length = ix1 - ix0
     rl, rw = float(rng.uniform(0.4, 0.7)) * length, min(float(rng.uniform(0.6, 0.8)), iz1 - iz0 - 0.2)
-    _place_rug(rng, ctx, bank, out, _Frame(0.0, ctx.centre[0] + float(rng.uniform(-0.2, 0.2)) * (length - rl), ctx.centre[1]), (-rl / 2, -rw / 2, rl / 2, rw / 2))
+    _place_rug(
+        rng,
+        ctx,
+        bank,
+        out,
+        _Frame(0.0, ctx.centre[0] + float(rng.uniform(-0.2, 0.2)) * (length - rl), ctx.centre[1]),
+        (-rl / 2, -rw / 2, rl / 2, rw / 2),
+    )
 
 
 def _add_pictures(rng: np.random.Generator, ctx: _RoomCtx, bank: _MaterialBank, out: _Nodes) -> None:
@@ -1629,12 +1894,25 @@ def _add_pictures(rng: np.random.Generator, ctx: _RoomCtx, bank: _MaterialBank, 
                 continue
             ctx.wall_items.append((side, a0, a1, y0, y1))
             frame = ctx.wall_frame(side, a, gap=0.0)
-            border = bank.flat(_jitter(rng, _pick(rng, [_WOOD["black"], _WOOD["oak"], _WHITE, (0.75, 0.65, 0.35)]), 0.03))
+            border = bank.flat(
+                _jitter(rng, _pick(rng, [_WOOD["black"], _WOOD["oak"], _WHITE, (0.75, 0.65, 0.35)]), 0.03)
+            )
             bg, fg = _pick(rng, _ART), _pick(rng, _ART)
             parts = [
                 ("frame", _bb(-w / 2 - 0.04, w / 2 + 0.04, y0 - 0.04, y1 + 0.04, 0.0, 0.025), border),
                 ("canvas", _bb(-w / 2, w / 2, y0, y1, 0.0, 0.03), bank.flat(_jitter(rng, bg, 0.08))),
-                ("motif", _bb(-w / 2 + w * 0.2, w / 2 - w * float(rng.uniform(0.2, 0.5)), y0 + hgt * 0.2, y1 - hgt * float(rng.uniform(0.2, 0.5)), 0.0, 0.035), bank.flat(_jitter(rng, fg, 0.08))),
+                (
+                    "motif",
+                    _bb(
+                        -w / 2 + w * 0.2,
+                        w / 2 - w * float(rng.uniform(0.2, 0.5)),
+                        y0 + hgt * 0.2,
+                        y1 - hgt * float(rng.uniform(0.2, 0.5)),
+                        0.0,
+                        0.035,
+                    ),
+                    bank.flat(_jitter(rng, fg, 0.08)),
+                ),
             ]
             out.add_item(ctx.index, "picture", "picture", frame, parts)
             break

@@ -217,7 +217,9 @@ def _free_side(nav: NavGrid, p: np.ndarray, yaw: float, turn: float, step: float
     return 1 if rng.random() < 0.5 else -1  # boxed in: spin on the spot
 
 
-def _random_walk(nav: NavGrid, n: int, config: TrajectoryConfig, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def _random_walk(
+    nav: NavGrid, n: int, config: TrajectoryConfig, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """Floor points (n, 3) and yaws (n,) radians of one smooth random walk."""
     max_turn = math.radians(config.max_turn_deg)
     p = nav.sample_points(rng=rng, n=1)[0]
@@ -225,7 +227,8 @@ def _random_walk(nav: NavGrid, n: int, config: TrajectoryConfig, rng: np.random.
     rate = 0.0
     points, yaws = [p], [yaw]
     for _ in range(n - 1):
-        rate = float(np.clip(_TURN_RATE_DECAY * rate + rng.normal(0.0, _TURN_RATE_NOISE * max_turn), -max_turn, max_turn))
+        rate = _TURN_RATE_DECAY * rate + float(rng.normal(0.0, _TURN_RATE_NOISE * max_turn))
+        rate = min(max(rate, -max_turn), max_turn)
         q = _try_step(nav, p, yaw + rate, config.step_size)
         if q is not None:
             p, yaw = q, yaw + rate
@@ -323,7 +326,7 @@ def _coverage(nav: NavGrid, n: int, rng: np.random.Generator) -> tuple[np.ndarra
     """
     rows, cols = np.nonzero(nav.walkable)
     m = rows.size
-    block = max(1, int(round(math.sqrt(m / n))))
+    block = max(1, round(math.sqrt(m / n)))
     br, bc = rows // block, cols // block
     n_bc = int(bc.max()) + 1
     serp = np.where(br % 2 == 0, bc, n_bc - 1 - bc)

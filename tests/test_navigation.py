@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import heapq
+import itertools
 import math
 
 import numpy as np
@@ -75,7 +76,7 @@ def walkable_extent(nav: NavGrid) -> tuple[np.ndarray, np.ndarray]:
 
 def segment_is_navigable(nav: NavGrid, a: np.ndarray, b: np.ndarray, spacing: float = 0.004) -> bool:
     """Slow check: dense points on the segment all stand on walkable cells."""
-    n = max(2, int(math.ceil(np.linalg.norm((b - a)[[0, 2]]) / spacing)) + 1)
+    n = max(2, math.ceil(np.linalg.norm((b - a)[[0, 2]]) / spacing) + 1)
     xz = a[[0, 2]] + np.linspace(0, 1, n)[:, None] * (b - a)[[0, 2]]
     pts = np.stack([xz[:, 0], nav.floor_height(xz), xz[:, 1]], axis=1)
     return bool(nav.is_navigable(pts).all())
@@ -114,7 +115,11 @@ def test_drop_offs_keep_the_radius():
     # A 4 m x 3 m room whose floor has a 1 m x 1 m hole (a stairwell) at x in [1.5, 2.5], z in [1, 2].
     parts = room_parts(4.0, 3.0)
     parts[0] = box([-0.1, -0.1, -0.1], [1.5, 0, 3.1])
-    parts += [box([2.5, -0.1, -0.1], [4.1, 0, 3.1]), box([1.5, -0.1, -0.1], [2.5, 0, 1]), box([1.5, -0.1, 2], [2.5, 0, 3.1])]
+    parts += [
+        box([2.5, -0.1, -0.1], [4.1, 0, 3.1]),
+        box([1.5, -0.1, -0.1], [2.5, 0, 1]),
+        box([1.5, -0.1, 2], [2.5, 0, 3.1]),
+    ]
     nav = build_navgrid(*mesh(parts))
     grown_hole = (1 + 2 * RADIUS) ** 2 - (4 - math.pi) * RADIUS**2
     expected = (4 - 2 * RADIUS) * (3 - 2 * RADIUS) - grown_hole
@@ -289,12 +294,12 @@ def test_shortest_path_goes_through_the_doorway():
     assert length > straight + 0.4
     assert length == pytest.approx(via_door, abs=0.1)
     assert nav.is_navigable(path).all()
-    for p, q in zip(path[:-1], path[1:]):
+    for p, q in itertools.pairwise(path):
         assert segment_is_navigable(nav, p, q)
     # It crosses the dividing wall inside the doorway.
     crossing = [
         p[[0, 2]] + (3.05 - p[0]) / (q[0] - p[0]) * (q - p)[[0, 2]]
-        for p, q in zip(path[:-1], path[1:])
+        for p, q in itertools.pairwise(path)
         if (p[0] - 3.05) * (q[0] - 3.05) < 0
     ]
     assert len(crossing) == 1 and 1.5 + RADIUS - CELL <= crossing[0][1] <= 2.5 - RADIUS + CELL
@@ -322,7 +327,7 @@ def test_l_shaped_room_path_turns_the_corner():
     corner = np.array([1.5 - RADIUS, 1.5 - RADIUS])  # the block's inner corner, kept at the radius
     expected = np.linalg.norm(a[[0, 2]] - corner) + np.linalg.norm(b[[0, 2]] - corner)
     assert path_length(path) == pytest.approx(expected, abs=0.08)
-    for p, q in zip(path[:-1], path[1:]):
+    for p, q in itertools.pairwise(path):
         assert segment_is_navigable(nav, p, q)
 
 
@@ -384,11 +389,11 @@ def test_geodesic_distance_matches_slow_reference(seed):
             assert path_length(raw) == pytest.approx(ref[r, c], abs=1e-9)
             smooth = nav.shortest_path(start, goal)
             assert path_length(smooth) <= ref[r, c] + 1e-9
-            for p, q in zip(smooth[:-1], smooth[1:]):
+            for p, q in itertools.pairwise(smooth):
                 assert nav.segment_navigable(p, q)
                 assert segment_is_navigable(nav, p, q)
         # Islands agree with reachability.
-        n, labels = nav.islands()
+        _n, labels = nav.islands()
         own = labels[rows[k], cols[k]]
         np.testing.assert_array_equal(labels == own, np.isfinite(ref))
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 
 import numpy as np
@@ -151,7 +150,7 @@ def test_furniture_heights_and_triangle_budget(houses, seed):
     objects = house.sidecar["objects"]
     total = 0
     for name in house.scene.graph.nodes_geometry:
-        transform, geom = house.scene.graph[name]
+        _, geom = house.scene.graph[name]
         mesh = house.scene.geometry[geom]
         total += len(mesh.faces)
         top = float(mesh.bounds[1, 1])
@@ -166,7 +165,7 @@ def test_furniture_heights_and_triangle_budget(houses, seed):
 def test_glb_round_trip_keeps_names_uvs_and_textures(houses, tmp_path):
     house = houses[0]
     glb, side = write_house(house, tmp_path / "h.glb")
-    loaded = trimesh.load(io.BytesIO(glb.read_bytes()), file_type="glb", force="scene", process=False)
+    loaded = trimesh.load(glb, force="scene")
     sidecar = json.loads(side.read_text())
     assert set(loaded.graph.nodes_geometry) == set(sidecar["objects"])
     textured = 0
@@ -198,7 +197,10 @@ def test_loads_with_room_labels(houses, tmp_path):
 
 
 def test_empty_houses_and_small_textures():
-    house = generate_house(rng=np.random.default_rng(3), config=ProceduralConfig(furniture=False, texture_size=16, min_rooms=5, max_rooms=5))
+    house = generate_house(
+        rng=np.random.default_rng(3),
+        config=ProceduralConfig(furniture=False, texture_size=16, min_rooms=5, max_rooms=5),
+    )
     cats = {o["category"] for o in house.sidecar["objects"].values()}
     assert cats <= STRUCTURE
     assert len(house.sidecar["rooms"]) == 6

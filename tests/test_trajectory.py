@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -60,7 +61,7 @@ def wrap(a: np.ndarray) -> np.ndarray:
 
 
 def dense_segment_ok(nav: NavGrid, a: np.ndarray, b: np.ndarray, spacing: float = 0.004) -> bool:
-    n = max(2, int(math.ceil(np.linalg.norm((b - a)[[0, 2]]) / spacing)) + 1)
+    n = max(2, math.ceil(np.linalg.norm((b - a)[[0, 2]]) / spacing) + 1)
     xz = a[[0, 2]] + np.linspace(0, 1, n)[:, None] * (b - a)[[0, 2]]
     pts = np.stack([xz[:, 0], nav.floor_height(xz), xz[:, 1]], axis=1)
     return bool(nav.is_navigable(pts).all())
@@ -180,7 +181,7 @@ def test_random_walk_in_a_corridor_turns_around_at_the_ends():
     traj = sample_trajectories(nav, config=config, rng=np.random.default_rng(0))
     floor = floor_of(traj, config)
     assert nav.is_navigable(floor).all()
-    for a, b in zip(floor[:-1], floor[1:]):
+    for a, b in itertools.pairwise(floor):
         if np.any(a != b):
             assert dense_segment_ok(nav, a, b)
     assert np.ptp(floor[:, 0]) > 2.0  # it travels along the corridor
