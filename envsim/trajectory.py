@@ -62,6 +62,9 @@ class TrajectoryConfig:
         camera_height: camera height above the floor in metres (Habitat's default sensor height).
         pitch_jitter_deg: standard deviation of per-view pitch noise in degrees, >= 0.
         roll_jitter_deg: standard deviation of per-view roll noise in degrees, >= 0.
+        lookahead: random walk only: metres of free floor the agent wants ahead of it; when the way is
+            blocked closer than that it starts turning towards the freer side, so it rarely ends up
+            facing a wall from a few centimetres (0 disables: turn only when the next step is blocked).
     """
 
     mode: TrajectoryMode = TrajectoryMode.RANDOM_WALK
@@ -72,6 +75,7 @@ class TrajectoryConfig:
     camera_height: float = 1.5
     pitch_jitter_deg: float = 0.0
     roll_jitter_deg: float = 0.0
+    lookahead: float = 1.0
 
     def __post_init__(self) -> None:
         try:
@@ -96,6 +100,8 @@ class TrajectoryConfig:
             raise ValueError(f"max_turn_deg must lie in (0, 180] degrees (e.g. 20), got {self.max_turn_deg}")
         if not (math.isfinite(self.camera_height) and self.camera_height >= 0):
             raise ValueError(f"camera_height must be >= 0 metres (e.g. 1.5), got {self.camera_height}")
+        if not (math.isfinite(self.lookahead) and self.lookahead >= 0):
+            raise ValueError(f"lookahead must be >= 0 metres (0 disables it), got {self.lookahead}")
         for name in ("pitch_jitter_deg", "roll_jitter_deg"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
@@ -226,9 +232,16 @@ def _random_walk(
     yaw = float(rng.uniform(-math.pi, math.pi))
     rate = 0.0
     points, yaws = [p], [yaw]
+    steer = 0  # side the agent keeps turning to while the way ahead is blocked (0: not steering)
     for _ in range(n - 1):
         rate = _TURN_RATE_DECAY * rate + float(rng.normal(0.0, _TURN_RATE_NOISE * max_turn))
         rate = min(max(rate, -max_turn), max_turn)
+        if config.lookahead > config.step_size and _try_step(nav, p, yaw + rate, config.lookahead) is None:
+            if steer == 0:
+                steer = _free_side(nav, p, yaw, max_turn, config.lookahead, rng)
+            rate = steer * max_turn
+        else:
+            steer = 0
         q = _try_step(nav, p, yaw + rate, config.step_size)
         if q is not None:
             p, yaw = q, yaw + rate
