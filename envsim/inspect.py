@@ -44,7 +44,9 @@ def summarise_dataset(folder: Path) -> dict[str, Any]:
     disk = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
     shard_bytes = sum((folder / e["file"]).stat().st_size for e in shards)
     cfg = manifest["config"]
+    pairs = _pairs_summary(folder)
     return {
+        **({"pairs": pairs} if pairs else {}),
         "path": str(folder),
         "complete": manifest.get("complete", False),
         "views": int(sum(scenes.values())),
@@ -62,6 +64,28 @@ def summarise_dataset(folder: Path) -> dict[str, Any]:
         "shard_bytes": shard_bytes,
         "per_scene": {names[i]: scenes.get(i, 0) for i in range(len(names))},
         "per_room": {(room_names[r] if r >= 0 else "unknown"): c for r, c in sorted(rooms.items())},
+    }
+
+
+def _pairs_summary(folder: Path) -> dict[str, Any] | None:
+    """Positives per view (distribution) when ``ess pair`` has run on the dataset."""
+    path = folder / "pairs.h5"
+    if not path.is_file():
+        return None
+    from pairing.build import positives_per_view
+    from pairing.store import read_pairs
+
+    data = read_pairs(path, keys=("pair", "positive"))
+    per_view = positives_per_view(data)
+    q = np.percentile(per_view, [0, 10, 50, 90, 100]) if len(per_view) else np.zeros(5)
+    return {
+        "pairs": int(len(data["pair"])),
+        "positives": int(data["positive"].sum()),
+        "rule": data["attrs"].get("positive_rule"),
+        "positives_per_view": {"min": int(q[0]), "p10": int(q[1]), "median": int(q[2]), "p90": int(q[3]), "max": int(q[4]),
+                               "mean": round(float(per_view.mean()), 2) if len(per_view) else 0.0},
+        "views_without_positive": int((per_view == 0).sum()),
+        "histogram": np.bincount(np.minimum(per_view, 20)).tolist(),
     }
 
 
@@ -160,6 +184,17 @@ def _print_summary(s: dict[str, Any]) -> None:
         print(f"  seed {s['seed']}, code {s['code_version']}")
         _table("views per scene", s["per_scene"], s["views"])
         _table("views per room (camera position)", s["per_room"], s["views"])
+        if "pairs" in s:
+            p = s["pairs"]
+            d = p["positives_per_view"]
+            print(f"  pairs.h5: {p['pairs']} pairs, {p['positives']} positive (rule: {p['rule']})")
+            print(f"  positives per view: min {d['min']}, p10 {d['p10']}, median {d['median']}, p90 {d['p90']}, "
+                  f"max {d['max']}, mean {d['mean']}; {p['views_without_positive']} views without one")
+            hist = p["histogram"]
+            peak = max(hist) if hist else 1
+            for k, c in enumerate(hist):
+                label = f"{k}" if k < 20 else "20+"
+                print(f"    {label:>3} {'#' * int(round(40 * c / peak)):<40} {c}")
     elif "samples" in s:
         print(f"  {s['samples']} samples, {s['width']}x{s['height']}, format {s['format_version']}, {_size(s['disk_bytes'])}")
         k = s["K"]

@@ -27,6 +27,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", help="where to write the PNGs (default FOLDER/preview)")
     p.add_argument("--count", type=positive_int, default=24, help="views on the contact sheet (default 24)")
     p.add_argument("--seed", type=int, default=0, help="which views to pick (default 0)")
+    p.add_argument("--pairs", action="store_true", help="also draw example positives and negatives from pairs.h5 (pairs.png)")
 
 
 def colorize_depth(depth: np.ndarray, max_depth: float | None = None) -> np.ndarray:
@@ -154,6 +155,54 @@ def run(args: argparse.Namespace) -> int:
         path = out / f"map-{_safe(name)}.png"
         img.save(path)
         written.append(path)
+    if args.pairs:
+        written.append(pairs_sheet(folder, out / "pairs.png", count=min(args.count, 12), seed=args.seed))
     for p in written:
         print(p)
     return 0
+
+
+def pairs_sheet(folder: Path, path: Path, *, count: int, seed: int) -> Path:
+    """Example positive and negative pairs side by side with distance, angle, covisibility and weight."""
+    from PIL import Image, ImageDraw
+
+    from envsim.reader import DatasetReader
+    from pairing.store import PAIRS_NAME, read_pairs
+
+    pairs_path = folder / PAIRS_NAME
+    if not pairs_path.is_file():
+        raise UserError(f"no {PAIRS_NAME} in {folder}; run `ess pair {folder}` first")
+    data = read_pairs(pairs_path)
+    reader = DatasetReader(folder)
+    rng = np.random.default_rng(seed)
+    pos = np.flatnonzero(data["positive"] == 1)
+    neg = np.flatnonzero(data["positive"] == 0)  # near each other, yet not positives (angle, wall, ...)
+    rows = [("positive", r) for r in rng.choice(pos, size=min(count, len(pos)), replace=False)]
+    rows += [("negative", r) for r in rng.choice(neg, size=min(count, len(neg)), replace=False)]
+    if not rows:
+        raise UserError(f"{pairs_path} holds no pairs to show")
+    h, w = reader.height, reader.width
+    scale = max(1, 128 // max(h, w))
+    cw, ch = w * scale, h * scale
+    text_w = 230
+    sheet = Image.new("RGB", (2 * cw + text_w + 16, len(rows) * (ch + 6) + 6), (255, 255, 255))
+    draw = ImageDraw.Draw(sheet)
+    covis = data.get("covisibility")
+    for k, (kind, r) in enumerate(rows):
+        a, b = data["pair"][r]
+        y = 6 + k * (ch + 6)
+        for j, v in enumerate((a, b)):
+            img = Image.fromarray(reader.read("rgb", int(v))).resize((cw, ch), Image.NEAREST)
+            sheet.paste(img, (6 + j * (cw + 4), y))
+        lines = [
+            f"{kind}  views {a} / {b}",
+            f"distance {data['distance'][r]:.2f} m",
+            f"angle {np.degrees(data['angle'][r]):.1f} deg",
+            f"covisibility {covis[r].mean():.2f}" if covis is not None else "covisibility n/a",
+            f"weight {data['weight'][r]:.2f}",
+        ]
+        color = (0, 110, 0) if kind == "positive" else (170, 0, 0)
+        for i, line in enumerate(lines):
+            draw.text((2 * cw + 16, y + 2 + 12 * i), line, fill=color)
+    sheet.save(path)
+    return path

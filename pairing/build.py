@@ -1,0 +1,236 @@
+"""``ess pair``: spatial positives, weights, covisibility, relative poses and pretext labels of a dataset.
+
+Candidates come from a KD-tree over camera centres per scene (never an O(N^2) loop); every candidate
+gets its distance, viewing angle, ESS-MW weight, relative pose and (by default) covisibility from depth,
+and the positive rule marks ESS-MB positives by distance, by covisibility or by both. Per-view pretext
+labels (depth ordering, crop relation, jigsaw, flipped patch) are drawn from per-scene generators seeded
+from (seed, scene name), so the same dataset and seed give the same bytes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from envsim.dataset import derive_rng, to_jsonable
+from envsim.reader import DatasetReader
+from envsim.version import code_version
+from pairing.covisibility import CovisibilityConfig, covisibility_pairs
+from pairing.index import radius_pairs
+from pairing.pretext import (
+    PERMUTATIONS_3,
+    CropConfig,
+    DepthOrderConfig,
+    crop_relation,
+    jigsaw_permutations,
+    relative_pose,
+    sample_crop_pair,
+    sample_depth_order,
+    sample_flipped_patch,
+    sample_jigsaw,
+)
+from pairing.similarity import SimilarityConfig, binary_similarity, pair_geometry, weighted_similarity
+from pairing.store import PAIRS_NAME, csr_by_view, read_pairs, write_pairs
+
+log = logging.getLogger(__name__)
+
+
+class PositiveRule(str, Enum):
+    """What makes two views of a scene a positive pair.
+
+    ``distance``: ESS-MB: camera centres within the radius and viewing directions within the angle.
+    ``covisibility``: the mean covisibility of the two views is at least ``min_covisibility``.
+    ``both``: both conditions (a wall between two nearby cameras no longer makes a positive).
+    """
+
+    DISTANCE = "distance"
+    COVISIBILITY = "covisibility"
+    BOTH = "both"
+
+
+@dataclass(frozen=True)
+class PairConfig:
+    """Settings of ``ess pair``.
+
+    Attributes:
+        similarity: radius, angle gate and ESS-MW fall-off.
+        covisibility: pixel stride and occlusion tolerances.
+        compute_covisibility: compute covisibility from depth (needs every view's depth once).
+        rule: the positive rule.
+        min_covisibility: threshold on the mean of both directions, in [0, 1].
+        depth_order: depth-ordering pretext settings.
+        crops: crop-pair pretext settings.
+        jigsaw_permutations: size of the jigsaw permutation set.
+        jigsaw_grid: tiles per side for jigsaw and flipped-patch labels.
+        seed: seed of the pretext labels.
+    """
+
+    similarity: SimilarityConfig = field(default_factory=SimilarityConfig)
+    covisibility: CovisibilityConfig = field(default_factory=CovisibilityConfig)
+    compute_covisibility: bool = True
+    rule: PositiveRule = PositiveRule.DISTANCE
+    min_covisibility: float = 0.3
+    depth_order: DepthOrderConfig = field(default_factory=DepthOrderConfig)
+    crops: CropConfig = field(default_factory=CropConfig)
+    jigsaw_permutations: int = 100
+    jigsaw_grid: int = 3
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "rule", PositiveRule(self.rule))
+        if self.rule is not PositiveRule.DISTANCE and not self.compute_covisibility:
+            raise ValueError(f"positive rule {self.rule.value!r} needs covisibility; drop --no-covisibility")
+        if not 0.0 <= self.min_covisibility <= 1.0:
+            raise ValueError(f"--min-covisibility must lie in [0, 1], got {self.min_covisibility}")
+        if self.seed < 0:
+            raise ValueError(f"--seed must be >= 0, got {self.seed}")
+        if self.jigsaw_grid < 2 or self.jigsaw_permutations < 1:
+            raise ValueError("jigsaw needs a grid of >= 2 tiles per side and >= 1 permutation")
+
+
+def build_pairs(
+    folder: str | os.PathLike,
+    *,
+    config: PairConfig,
+    out: str | os.PathLike | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> Path:
+    """Build the pairs file of a rendered dataset.
+
+    Args:
+        folder: a finished ``ess render`` output folder.
+        config: pairing settings.
+        out: the pairs file (default ``<folder>/pairs.h5``).
+        progress: called with the number of views finished after each scene.
+
+    Returns:
+        The path of the pairs file. When a file built from the same dataset and config exists, it is
+        kept as it is.
+
+    Raises:
+        ValueError: not a finished dataset, or ``out`` holds pairs of another dataset or config.
+    """
+    reader = DatasetReader(folder)
+    out = Path(out) if out is not None else reader.folder / PAIRS_NAME
+    cfg_json = to_jsonable(config)
+    dataset_sha = reader.manifest_sha256()
+    if out.exists():
+        try:
+            old = read_pairs(out, keys=())["attrs"]
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"{out} exists and is not a pairs file; remove it or pick another --out") from exc
+        if old.get("config") == cfg_json and old.get("dataset_manifest_sha256") == dataset_sha:
+            log.info("%s is up to date", out)
+            if progress is not None:
+                progress(len(reader))
+            return out
+        raise ValueError(f"{out} holds pairs built with other settings or another dataset; pass --force to rebuild")
+    arrays = compute_pairs(reader, config=config, progress=progress)
+    attrs = {
+        "config": cfg_json,
+        "seed": config.seed,
+        "code_version": code_version(),
+        "dataset_manifest_sha256": dataset_sha,
+        "n_views": len(reader),
+        "positive_rule": config.rule.value,
+    }
+    write_pairs(out, arrays, attrs)
+    return out
+
+
+def compute_pairs(
+    reader: DatasetReader, *, config: PairConfig, progress: Callable[[int], None] | None = None
+) -> dict[str, np.ndarray]:
+    """Every array of the pairs file (see :mod:`pairing.store`) for the views behind ``reader``."""
+    meta = reader.meta()
+    n = len(reader)
+    position = meta["position"].astype(np.float64)
+    rotation = meta["rotation"].astype(np.float64)
+    scene = meta["scene"].astype(np.int64)
+    sim = config.similarity
+    candidates = radius_pairs(position, scene, radius=sim.radius)  # (P, 2)
+    distance, angle = pair_geometry(position, rotation, candidates)
+    weight = weighted_similarity(distance, angle, sim)
+    gate = binary_similarity(distance, angle, sim) > 0
+
+    covis = np.zeros((len(candidates), 2), np.float32)
+    h, w = reader.height, reader.width
+    depth_boxes = np.zeros((n, 3, 4), np.int16)
+    depth_label = np.full(n, -1, np.int8)
+    crop_boxes = np.zeros((n, 2, 4), np.int16)
+    perms = jigsaw_permutations(config.jigsaw_permutations, config.jigsaw_grid, seed=0)
+    jig = np.zeros(n, np.int16)
+    flip = np.zeros(n, np.int8)
+    pair_scene = scene[candidates[:, 0]] if len(candidates) else np.zeros(0, np.int64)
+    for s in np.unique(scene):
+        views = np.flatnonzero(scene == s)  # sorted global indices of the scene
+        depth = reader.read_many("depth", views).astype(np.float32)  # (n_s, H, W)
+        rows = np.flatnonzero(pair_scene == s)
+        if config.compute_covisibility and len(rows):
+            local = np.searchsorted(views, candidates[rows])  # (p_s, 2) indices into `depth`
+            pose = meta["pose"][views].astype(np.float64)
+            covis[rows] = covisibility_pairs(depth, pose, reader.K, local, config=config.covisibility)
+        rng = derive_rng(config.seed, "pretext", reader.scene_names[int(s)])
+        for i, v in enumerate(views):
+            sample = sample_depth_order(depth[i], rng=rng, config=config.depth_order)
+            if sample is not None:
+                depth_boxes[v] = sample.boxes
+                depth_label[v] = sample.label
+            crops = sample_crop_pair(h, w, rng=rng, config=config.crops)
+            crop_boxes[v, 0], crop_boxes[v, 1] = crops.box_a, crops.box_b
+            jig[v] = sample_jigsaw(rng=rng, permutations=perms)
+            flip[v] = sample_flipped_patch(rng=rng, grid=config.jigsaw_grid)
+        if progress is not None:
+            progress(len(views))
+    crop_offset, crop_log_scale = crop_relation(crop_boxes[:, 0], crop_boxes[:, 1], h, w)
+
+    mean_covis = covis.mean(axis=1)
+    if config.rule is PositiveRule.DISTANCE:
+        positive = gate
+    elif config.rule is PositiveRule.COVISIBILITY:
+        positive = mean_covis >= config.min_covisibility
+    else:
+        positive = gate & (mean_covis >= config.min_covisibility)
+    keep = positive | (weight > 0) | (covis.max(axis=1) > 0)  # drop candidates related in no way
+    pairs = candidates[keep]
+    rel_t, rel_q = relative_pose(meta["pose"][pairs[:, 0]].astype(np.float64), meta["pose"][pairs[:, 1]].astype(np.float64))
+    offsets, view_pairs = csr_by_view(pairs, n)
+    arrays = {
+        "pair": pairs.astype(np.int64),
+        "distance": distance[keep].astype(np.float32),
+        "angle": angle[keep].astype(np.float32),
+        "weight": weight[keep].astype(np.float32),
+        "positive": positive[keep].astype(np.uint8),
+        "rel_translation": np.asarray(rel_t, np.float32).reshape(-1, 3),
+        "rel_rotation": np.asarray(rel_q, np.float32).reshape(-1, 4),
+        "view_offsets": offsets,
+        "view_pairs": view_pairs,
+        "depth_order_boxes": depth_boxes,
+        "depth_order_label": depth_label,
+        "depth_order_permutations": np.asarray(PERMUTATIONS_3, np.int8),
+        "crop_boxes": crop_boxes,
+        "crop_offset": np.asarray(crop_offset, np.float32),
+        "crop_log_scale": np.asarray(crop_log_scale, np.float32),
+        "jigsaw_label": jig,
+        "jigsaw_permutations": perms.astype(np.int8),
+        "flip_label": flip,
+    }
+    if config.compute_covisibility:
+        arrays["covisibility"] = covis[keep]
+    return arrays
+
+
+def positives_per_view(pairs_file: dict[str, Any]) -> np.ndarray:
+    """int64 (N,) number of positives of every view in a loaded pairs file."""
+    pos = pairs_file["pair"][pairs_file["positive"].astype(bool)]
+    return np.bincount(pos.reshape(-1), minlength=int(pairs_file["attrs"]["n_views"]))
+
+
+__all__ = ["PairConfig", "PositiveRule", "build_pairs", "compute_pairs", "positives_per_view"]
