@@ -81,6 +81,9 @@ class DatasetConfig:
         navigation: navigable-space settings.
         trajectory: agent settings (``views`` per scene).
         procedural: procedural house settings.
+        light_variants: render every pose this many times under different lights (consecutive views,
+            same pose, ``render.lighting.jitter`` required): extra positives for the ESS lighting
+            augmentation.
     """
 
     seed: int = 0
@@ -91,8 +94,13 @@ class DatasetConfig:
     navigation: NavConfig = field(default_factory=NavConfig)
     trajectory: TrajectoryConfig = field(default_factory=TrajectoryConfig)
     procedural: ProceduralConfig = field(default_factory=ProceduralConfig)
+    light_variants: int = 1
 
     def __post_init__(self) -> None:
+        if self.light_variants < 1:
+            raise ValueError(f"--light-variants must be >= 1, got {self.light_variants}")
+        if self.light_variants > 1 and not self.render.lighting.jitter:
+            raise ValueError("--light-variants > 1 needs per-view lighting (--light-jitter)")
         if self.seed < 0:
             raise ValueError(f"--seed must be >= 0, got {self.seed}")
         if self.shard_size < 1:
@@ -291,7 +299,8 @@ def _render(sources, *, config, out, poses, splits, progress) -> dict[str, Any]:
             src = dataclasses.replace(src, path=str(glb))
         resolved.append(src)
     inputs = [_input_record(s, out) for s in resolved]
-    counts = [len(poses.position) if poses is not None else config.trajectory.views for _ in resolved]
+    per_scene = len(poses.position) if poses is not None else config.trajectory.views
+    counts = [per_scene * config.light_variants for _ in resolved]
     total = int(sum(counts))
     n_shards = -(-total // config.shard_size)
     intr = config.render.intrinsics
@@ -459,6 +468,10 @@ def _scene_views(index, src, config, poses, current, out) -> _SceneViews:
         traj = sample_trajectories(nav, config=config.trajectory, rng=derive_rng(config.seed, "trajectory", scene.name))
         position, rotation = traj.position, traj.rotation
         trajectory, step = traj.trajectory.astype(np.int32), traj.step.astype(np.int32)
+    if config.light_variants > 1:  # each pose rendered under several lights, consecutively
+        k = config.light_variants
+        position, rotation = np.repeat(position, k, axis=0), np.repeat(rotation, k, axis=0)
+        trajectory, step = np.repeat(trajectory, k), np.repeat(step, k)
     light_seed = derive_rng(config.seed, "light", scene.name).integers(0, 2**62, size=len(position))
     views = _SceneViews(
         index=index, scene=scene, renderer=Renderer(scene, config.render),

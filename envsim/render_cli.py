@@ -47,6 +47,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--max-depth", type=float, default=20.0, help="depth range, metres; farther is 0 (default 20)")
     g.add_argument("--semantic", choices=[m.value for m in SemanticMode], default="none", help="per-pixel ids to store (default none)")
     g.add_argument("--light-jitter", action="store_true", help="vary the light per view (ESS lighting augmentation)")
+    g.add_argument("--light-variants", type=positive_int, default=1, help="render each pose N times under different lights (implies --light-jitter; default 1)")
     g.add_argument("--shard-size", type=positive_int, default=1000, help="views per shard (default 1000)")
     g.add_argument("--depth-dtype", choices=["float32", "float16"], default="float32", help="depth storage (default float32)")
     g.add_argument("--compression", choices=[c.value for c in Compression], default="lzf", help="image compression (default lzf; lz4 needs hdf5plugin to read)")
@@ -66,8 +67,9 @@ def build_config(args: argparse.Namespace) -> DatasetConfig:
             render=RenderConfig(
                 width=width, height=height, hfov_deg=args.hfov, max_depth=args.max_depth,
                 semantic=SemanticMode(args.semantic), batch_views=args.batch,
-                lighting=LightingConfig(jitter=args.light_jitter),
+                lighting=LightingConfig(jitter=args.light_jitter or args.light_variants > 1),
             ),
+            light_variants=args.light_variants,
             navigation=NavConfig(
                 cell_size=args.cell_size, agent_radius=args.agent_radius, agent_height=args.agent_height,
                 max_climb=args.max_climb,
@@ -115,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         sources = resolve_sources(args.scenes, up=UpAxis(args.up))
         poses = load_poses(args.poses) if args.poses else None
-        total = len(sources) * (len(poses.position) if poses is not None else config.trajectory.views)
+        total = len(sources) * (len(poses.position) if poses is not None else config.trajectory.views) * config.light_variants
         with tqdm(total=total, unit="view", desc="render", disable=args.no_progress, file=sys.stderr) as bar:
             manifest = render_dataset(
                 sources, config=config, out=args.out, poses=poses, splits=getattr(args, "splits", None), progress=bar.update

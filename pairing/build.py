@@ -169,6 +169,12 @@ def compute_pairs(
     jig = np.zeros(n, np.int16)
     flip = np.zeros(n, np.int8)
     pair_scene = scene[candidates[:, 0]] if len(candidates) else np.zeros(0, np.int64)
+    with_depth_order = config.depth_order.region_size <= min(h, w) // 2
+    if not with_depth_order:
+        log.warning(
+            "images of %dx%d are too small for depth-order regions of %d px: depth_order_label is -1 everywhere",
+            w, h, config.depth_order.region_size,
+        )
     for s in np.unique(scene):
         views = np.flatnonzero(scene == s)  # sorted global indices of the scene
         depth = reader.read_many("depth", views).astype(np.float32)  # (n_s, H, W)
@@ -179,7 +185,7 @@ def compute_pairs(
             covis[rows] = covisibility_pairs(depth, pose, reader.K, local, config=config.covisibility)
         rng = derive_rng(config.seed, "pretext", reader.scene_names[int(s)])
         for i, v in enumerate(views):
-            sample = sample_depth_order(depth[i], rng=rng, config=config.depth_order)
+            sample = sample_depth_order(depth[i], rng=rng, config=config.depth_order) if with_depth_order else None
             if sample is not None:
                 depth_boxes[v] = sample.boxes
                 depth_label[v] = sample.label

@@ -27,8 +27,10 @@ from pairing.store import PAIRS_NAME, read_pairs
 class PartnerSampling(str, Enum):
     """How a partner is drawn among a view's positives."""
 
+    SELF = "self"  # plain MoCo: the view itself (two augmentations of one image)
     UNIFORM = "uniform"  # ESS-MB: every positive equally likely, weight 1
     WEIGHTED = "weighted"  # ESS-MW: probability and weight from the spatial similarity
+    LIGHT = "light"  # the same pose under another light (``ess render --light-variants``), else itself
 
 
 class SpatialPairs:
@@ -103,7 +105,12 @@ class SpatialPairs:
 
     def partner(self, index: int) -> tuple[int, float, int]:
         """(partner view, weight, pair row or -1 for the view itself) for item ``index`` this epoch."""
+        if self.sampling is PartnerSampling.SELF:
+            return index, 1.0, -1
         partners, rows = self.positives_of(index)
+        if self.sampling is PartnerSampling.LIGHT:
+            same = (self.distance[rows] == 0) & (self.angle[rows] < 1e-6)
+            partners, rows = partners[same], rows[same]
         if len(partners) == 0:
             return index, 1.0, -1
         rng = np.random.default_rng((self.seed, self.epoch, int(index)))

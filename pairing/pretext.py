@@ -406,7 +406,9 @@ def crop_relation(
         if box.ndim < 1 or box.shape[-1] != 4:
             raise ValueError(f"{name} must have shape (4,) or (P, 4) as (row0, col0, row1, col1), got {box.shape}")
         if np.any(box[..., 2] <= box[..., 0]) or np.any(box[..., 3] <= box[..., 1]):
-            raise ValueError(f"{name} has an empty box; boxes are (row0, col0, row1, col1) with row1 > row0, col1 > col0")
+            raise ValueError(
+                f"{name} has an empty box; boxes are (row0, col0, row1, col1) with row1 > row0 and col1 > col0"
+            )
     centre_a = np.stack([(a[..., 1] + a[..., 3]) / 2, (a[..., 0] + a[..., 2]) / 2], axis=-1)  # (..., 2) as (x, y)
     centre_b = np.stack([(b[..., 1] + b[..., 3]) / 2, (b[..., 0] + b[..., 2]) / 2], axis=-1)
     offset = (centre_b - centre_a) / np.array([width, height], dtype=np.float64)  # (..., 2)
@@ -546,11 +548,13 @@ def invert_permutation(permutation: np.ndarray) -> np.ndarray:
 
 
 def _crop_to_grid(image: np.ndarray, grid: int) -> tuple[np.ndarray, int, int]:
+    """The image cropped to ``grid`` times its tile size (bottom/right remainder dropped), tile height, width."""
     image = np.asarray(image)
     if image.ndim not in (2, 3):
         raise ValueError(f"image must be (H, W) or (H, W, C), got shape {image.shape}")
     if int(grid) != grid or grid < 1:
         raise ValueError(f"grid must be a positive whole number of tiles per side, got {grid}")
+    grid = int(grid)
     h, w = image.shape[:2]
     if h < grid or w < grid:
         raise ValueError(f"image of {h}x{w} pixels is smaller than a {grid}x{grid} grid; use a smaller grid")
@@ -574,6 +578,7 @@ def apply_jigsaw(image: np.ndarray, permutation: np.ndarray, grid: int) -> np.nd
         A new array, the input's dtype.
     """
     img, th, tw = _crop_to_grid(image, grid)
+    grid = int(grid)
     k = grid * grid
     perm = np.asarray(permutation)
     if perm.shape != (k,) or not np.array_equal(np.sort(perm), np.arange(k)):
@@ -612,6 +617,7 @@ def apply_flipped_patch(
         A new array, the input's dtype.
     """
     img, th, tw = _crop_to_grid(image, grid)
+    grid = int(grid)
     try:
         axis = FlipAxis(axis)
     except ValueError:

@@ -141,3 +141,23 @@ def test_resolve_sources_errors(tmp_path):
         resolve_sources([str(tmp_path / "empty")])
     names = [s.name for s in resolve_sources(["procedural:2", "procedural:1"])]
     assert names == ["house-0000", "house-0001", "house-0002"]
+
+
+def test_light_variants_share_pose_and_differ_in_light(tmp_path):
+    from envsim.render import LightingConfig
+
+    cfg = DatasetConfig(
+        seed=2,
+        light_variants=3,
+        render=RenderConfig(width=16, height=12, lighting=LightingConfig(jitter=True)),
+        trajectory=TrajectoryConfig(views=4, views_per_trajectory=4),
+    )
+    m = render_dataset(resolve_sources(["procedural:1"]), config=cfg, out=tmp_path / "v")
+    assert m["total_samples"] == 12
+    d = read_shard(tmp_path / "v" / m["shards"][0]["file"])
+    pose = d["pose"].reshape(4, 3, 4, 4)
+    assert np.all(pose == pose[:, :1])  # consecutive triples share the pose
+    assert np.array_equal(d["depth"][0], d["depth"][1])
+    assert not np.array_equal(d["rgb"][0], d["rgb"][1]) and not np.array_equal(d["light"][0], d["light"][1])
+    with pytest.raises(ValueError, match="light-jitter"):
+        DatasetConfig(light_variants=2)

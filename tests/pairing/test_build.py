@@ -93,7 +93,7 @@ def test_rules_nest(dataset, tmp_path):
         PairConfig(rule=PositiveRule.BOTH, compute_covisibility=False)
 
 
-@pytest.mark.parametrize("sampling", list(PartnerSampling))
+@pytest.mark.parametrize("sampling", [PartnerSampling.UNIFORM, PartnerSampling.WEIGHTED])
 def test_loader_partners_are_positives(dataset, sampling):
     build_pairs(dataset, config=PairConfig(), out=dataset / "pairs.h5")
     ds = SpatialPairs(dataset, sampling=sampling, with_depth=True, seed=5)
@@ -151,3 +151,21 @@ def test_cli_pair_inspect_preview(dataset, tmp_path, capsys):
     assert main(["pair", str(tmp_path)]) == 2
     assert "not a dataset folder" in capsys.readouterr().err
     assert main(["pair", str(dataset), "--positive", "both", "--no-covisibility"]) == 2
+
+
+def test_light_partner_is_the_same_pose(tmp_path):
+    from envsim.render import LightingConfig
+
+    out = tmp_path / "lv"
+    cfg = DatasetConfig(
+        light_variants=2,
+        render=RenderConfig(width=16, height=12, lighting=LightingConfig(jitter=True)),
+        trajectory=TrajectoryConfig(views=6, views_per_trajectory=6),
+    )
+    render_dataset(resolve_sources(["procedural:1"]), config=cfg, out=out)
+    build_pairs(out, config=PairConfig(compute_covisibility=False))
+    ds = SpatialPairs(out, sampling=PartnerSampling.LIGHT)
+    for i in range(len(ds)):
+        j = ds[i][3]["index_b"]
+        assert j == (i ^ 1)  # variants are consecutive: 0-1, 2-3, ...
+    assert all(SpatialPairs(out, sampling=PartnerSampling.SELF)[i][3]["index_b"] == i for i in range(len(ds)))

@@ -413,9 +413,8 @@ def test_apply_jigsaw_round_trip(shape):
     for k, src in enumerate(perms[label]):
         r, c = divmod(k, 3)
         sr, sc = divmod(int(src), 3)
-        np.testing.assert_array_equal(
-            shuffled[r * th : (r + 1) * th, c * tw : (c + 1) * tw], cropped[sr * th : (sr + 1) * th, sc * tw : (sc + 1) * tw]
-        )
+        target = shuffled[r * th : (r + 1) * th, c * tw : (c + 1) * tw]
+        np.testing.assert_array_equal(target, cropped[sr * th : (sr + 1) * th, sc * tw : (sc + 1) * tw])
 
 
 def test_apply_jigsaw_rejects_bad_permutations():
