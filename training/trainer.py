@@ -1,0 +1,372 @@
+"""The training loop: MoCo-v2 / ESS-MB / ESS-MW on a rendered dataset with its pairs.
+
+Everything random derives from the seed: model initialisation (``torch.manual_seed``), the order of views
+in an epoch (numpy, from (seed, epoch)), each view's spatial partner (the loader, from (seed, epoch,
+view)), and the augmentations of each step (a torch generator seeded from (seed, step)). A checkpoint holds
+the model (with the queue), the optimiser and the position in the epoch, so ``--resume`` after an
+interruption continues to the same weights as an uninterrupted run.
+
+Multi-GPU / multi-node: launch with ``torchrun``; each rank takes its slice of every global batch, the
+model is wrapped in DistributedDataParallel, and keys are all-gathered into every rank's queue.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from envsim.dataset import to_jsonable
+from envsim.scene import file_sha256
+from envsim.version import code_version
+from pairing.loader import PartnerSampling, SpatialPairs
+from pairing.similarity import Falloff, SimilarityConfig
+from pairing.store import PAIRS_NAME
+from training.augment import AugmentConfig, moco_v2_augment
+from training.losses import soft_info_nce
+from training.moco import Method, MoCo, MoCoConfig
+from training.schedule import cosine_schedule, scaled_lr
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_NAME = "checkpoint.pt"
+ENCODER_NAME = "encoder.pt"
+LOG_NAME = "log.jsonl"
+CONFIG_NAME = "config.json"
+MAX_QUEUE = 65536
+
+
+class TrainError(ValueError):
+    """A training run that cannot start as asked."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Settings of ``ess train`` (MoCo-v2 defaults, Chen et al. 2020).
+
+    Attributes:
+        method: moco (instance discrimination), ess-mb (binary spatial positives) or ess-mw (weighted).
+        arch: resnet18 or resnet50.
+        epochs: passes over the dataset's views.
+        batch_size: global batch (split over ranks under torchrun).
+        lr: base learning rate; None = 0.03 * batch_size / 256.
+        momentum: SGD momentum.
+        weight_decay: SGD weight decay.
+        moco_m: key-encoder momentum m.
+        temperature: InfoNCE temperature T.
+        queue_size: K; None = 65536 scaled down to the dataset (a multiple of the batch, at most the
+            number of views).
+        dim: embedding dimension.
+        mlp_hidden: hidden width of the projection head.
+        bn_splits: SplitBatchNorm splits (single-process stand-in for shuffle-BN); 1 = plain BN.
+        image_size: crop size fed to the network; None = the dataset's image width.
+        workers: DataLoader worker processes.
+        seed: everything random derives from it.
+        device: "auto" (CUDA when available), "cpu", "cuda", "cuda:1", ...
+        checkpoint_every: also checkpoint every this many steps (0 = at epoch ends only).
+        light_positives: plain MoCo with the same pose under another light as the key view (datasets
+            rendered with ``--light-variants``).
+        log_every: steps between log lines.
+    """
+
+    method: Method = Method.MOCO
+    arch: str = "resnet18"
+    epochs: int = 10
+    batch_size: int = 64
+    lr: float | None = None
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    moco_m: float = 0.999
+    temperature: float = 0.2
+    queue_size: int | None = None
+    dim: int = 128
+    mlp_hidden: int = 2048
+    bn_splits: int = 8
+    image_size: int | None = None
+    workers: int = 2
+    seed: int = 0
+    device: str = "auto"
+    checkpoint_every: int = 0
+    light_positives: bool = False
+    log_every: int = 10
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "method", Method(self.method))
+        if self.epochs < 1 or self.batch_size < 2:
+            raise ValueError("--epochs must be >= 1 and --batch-size >= 2")
+        if self.batch_size % self.bn_splits:
+            raise ValueError(f"--batch-size {self.batch_size} must be a multiple of --bn-splits {self.bn_splits}")
+        if not 0 <= self.moco_m < 1 or self.temperature <= 0:
+            raise ValueError("--moco-m must lie in [0, 1) and --temperature be positive")
+        if self.light_positives and self.method is not Method.MOCO:
+            raise ValueError("--light-positives applies to --method moco (ESS methods sample spatial partners)")
+        if self.seed < 0 or self.workers < 0:
+            raise ValueError("--seed and --workers must be >= 0")
+
+
+def partner_sampling(config: TrainConfig) -> PartnerSampling:
+    """Which partner the loader gives each view for the method."""
+    if config.method is Method.ESS_MB:
+        return PartnerSampling.UNIFORM
+    if config.method is Method.ESS_MW:
+        return PartnerSampling.WEIGHTED
+    return PartnerSampling.LIGHT if config.light_positives else PartnerSampling.SELF
+
+
+def queue_size(config: TrainConfig, n_views: int) -> int:
+    """K: the configured size, or 65536 scaled to the dataset (a multiple of the batch <= views)."""
+    if config.queue_size is not None:
+        return config.queue_size
+    return max(config.batch_size, min(MAX_QUEUE, (n_views // config.batch_size) * config.batch_size))
+
+
+def _to_chw(rgb: np.ndarray) -> torch.Tensor:
+    """uint8 (H, W, 3) -> uint8 (3, H, W) tensor (augmentation runs later, batched, on the device)."""
+    return torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)
+
+
+class EpochBatches(torch.utils.data.Sampler):
+    """Index batches of one epoch: a permutation from (seed, epoch), cut into global batches (the last
+    incomplete one dropped), each rank taking its contiguous slice; starts at batch ``start``."""
+
+    def __init__(self, n: int, *, batch_size: int, seed: int, epoch: int, start: int = 0, rank: int = 0, world: int = 1):
+        order = np.random.default_rng((seed, epoch)).permutation(n)
+        per_rank = batch_size // world
+        self.batches = [
+            order[b * batch_size + rank * per_rank : b * batch_size + (rank + 1) * per_rank].tolist()
+            for b in range(start, n // batch_size)
+        ]
+
+    def __iter__(self):
+        return iter(self.batches)
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+
+def steps_per_epoch(n_views: int, batch_size: int) -> int:
+    return n_views // batch_size
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def _atomic_save(obj: Any, path: Path) -> None:
+    tmp = path.with_name(path.name + ".partial")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def train(
+    data: str | os.PathLike,
+    *,
+    config: TrainConfig,
+    out: str | os.PathLike,
+    resume: bool = False,
+    progress: Callable[[int, dict[str, float]], None] | None = None,
+) -> dict[str, Any]:
+    """Train on a rendered dataset (with ``pairs.h5`` from ``ess pair``) and write a run folder.
+
+    Args:
+        data: dataset folder.
+        config: training settings.
+        out: run folder: ``checkpoint.pt`` (everything to resume), ``encoder.pt`` (the query backbone with
+            its model arguments, for ``ess bench``), ``log.jsonl``, ``loss.png`` and ``config.json``.
+        resume: continue the run in ``out`` from its checkpoint.
+        progress: called after every step with the global step and the step's numbers.
+
+    Returns:
+        A summary: steps, final loss, mean images/s.
+
+    Raises:
+        TrainError: bad input, or ``out`` holds another run (without ``resume``).
+    """
+    dist = torch.distributed
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    distributed = world > 1
+    device = _device(config.device)
+    if distributed and not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    rank = dist.get_rank() if distributed else 0
+    if distributed and device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    if config.batch_size % world or (config.batch_size // world) % config.bn_splits:
+        raise TrainError(f"--batch-size {config.batch_size} must split evenly over {world} ranks and {config.bn_splits} BN splits")
+
+    try:
+        dataset = SpatialPairs(data, sampling=partner_sampling(config), transform=_to_chw, seed=config.seed)
+    except ValueError as exc:
+        raise TrainError(str(exc)) from exc
+    n = len(dataset)
+    if n < config.batch_size:
+        raise TrainError(f"the dataset has {n} views, fewer than --batch-size {config.batch_size}")
+    out = Path(out)
+    ckpt_path = out / CHECKPOINT_NAME
+    pairs_sha = file_sha256(dataset.reader.folder / PAIRS_NAME)
+    provenance = {
+        "path": str(dataset.reader.folder),
+        "manifest_sha256": dataset.reader.manifest_sha256(),
+        "pairs_sha256": pairs_sha,
+        "views": n,
+    }
+    sim = dict(dataset_pairs_similarity(dataset.reader.folder))
+    model_args = MoCoConfig(
+        arch=config.arch, dim=config.dim, mlp_hidden=config.mlp_hidden, K=queue_size(config, n), m=config.moco_m,
+        T=config.temperature, bn_splits=config.bn_splits, method=config.method,
+        similarity=SimilarityConfig(**{**sim, "falloff": Falloff(sim["falloff"])}),
+    )
+    cfg_json = to_jsonable(config)
+    if ckpt_path.exists() and not resume:
+        raise TrainError(f"{out} holds a run; pass --resume to continue it or choose another --out")
+    if resume and not ckpt_path.exists():
+        raise TrainError(f"nothing to resume: {ckpt_path} does not exist")
+
+    torch.manual_seed(config.seed)
+    model = MoCo(model_args).to(device)
+    base_lr = config.lr if config.lr is not None else scaled_lr(0.03, config.batch_size)
+    optimizer = torch.optim.SGD(model.parameters(), lr=base_lr, momentum=config.momentum, weight_decay=config.weight_decay)
+    per_epoch = steps_per_epoch(n, config.batch_size)
+    total = per_epoch * config.epochs
+    step = 0
+    if resume:
+        ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
+        if ckpt["config"] != cfg_json or ckpt["dataset"]["manifest_sha256"] != provenance["manifest_sha256"]:
+            raise TrainError(f"{out} was trained with other settings or data; choose another --out")
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        step = int(ckpt["step"])
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / CONFIG_NAME).write_text(json.dumps({"config": cfg_json, "model_args": to_jsonable(model_args),
+                                                   "dataset": provenance, "code_version": code_version()}, indent=2) + "\n")
+        _truncate_log(out / LOG_NAME, step)
+    net = torch.nn.parallel.DistributedDataParallel(model) if distributed else model
+    augment = AugmentConfig(size=config.image_size or dataset.reader.width)
+
+    def checkpoint() -> None:
+        if rank == 0:
+            _atomic_save(
+                {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step, "config": cfg_json,
+                 "model_args": to_jsonable(model_args), "dataset": provenance, "code_version": code_version(),
+                 "seed": config.seed},
+                ckpt_path,
+            )
+
+    losses, speeds = [], []
+    try:
+        while step < total:
+            epoch, start = divmod(step, per_epoch)
+            dataset.set_epoch(epoch)
+            sampler = EpochBatches(n, batch_size=config.batch_size, seed=config.seed, epoch=epoch, start=start,
+                                   rank=rank, world=world)
+            loader = torch.utils.data.DataLoader(
+                dataset, batch_sampler=sampler, num_workers=config.workers,
+                persistent_workers=False, pin_memory=device.type == "cuda",
+            )
+            t_last = time.perf_counter()
+            for im_a, im_b, weight, meta in loader:
+                lr = cosine_schedule(step, total, base_lr, 0.0)
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+                gen = torch.Generator(device=device).manual_seed(config.seed * 1_000_003 + step)
+                im_a, im_b = im_a.to(device, non_blocking=True), im_b.to(device, non_blocking=True)
+                q_in = moco_v2_augment(im_a, config=augment, generator=gen)  # (B, 3, S, S)
+                k_in = moco_v2_augment(im_b, config=augment, generator=gen)
+                query_meta = {"scene": meta["scene"].to(device), "position": meta["position_a"].to(device).float(),
+                              "rotation": meta["rotation_a"].to(device).float()}
+                key_meta = {"scene": meta["scene"].to(device), "position": meta["position_b"].to(device).float(),
+                            "rotation": meta["rotation_b"].to(device).float()}
+                logits, targets = net(q_in, k_in, key_meta=key_meta, query_meta=query_meta,
+                                      own_weight=weight.to(device).float())
+                loss = soft_info_nce(logits, targets)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                step += 1
+                now = time.perf_counter()
+                images_per_s = config.batch_size / max(now - t_last, 1e-9)
+                t_last = now
+                value = float(loss.detach())
+                if not math.isfinite(value):
+                    raise TrainError(f"the loss became {value} at step {step}; lower --lr")
+                losses.append(value)
+                speeds.append(images_per_s)
+                record = {"step": step, "epoch": epoch, "loss": value, "lr": lr, "images_per_s": images_per_s}
+                if rank == 0 and (step % config.log_every == 0 or step == total):
+                    with open(out / LOG_NAME, "a") as f:
+                        f.write(json.dumps(record) + "\n")
+                if progress is not None:
+                    progress(step, record)
+                if config.checkpoint_every and step % config.checkpoint_every == 0:
+                    checkpoint()
+                if step >= total:
+                    break
+            checkpoint()  # end of epoch
+    except KeyboardInterrupt:
+        checkpoint()
+        raise
+    if rank == 0:
+        _atomic_save(
+            {"arch": config.arch, "state_dict": model.encoder_q_backbone_state(), "model_args": to_jsonable(model_args),
+             "config": cfg_json, "dataset": provenance, "code_version": code_version(), "seed": config.seed, "step": step},
+            out / ENCODER_NAME,
+        )
+        plot_log(out / LOG_NAME, out / "loss.png")
+    warm = speeds[len(speeds) // 4 :] or speeds
+    return {"steps": step, "final_loss": losses[-1] if losses else None,
+            "images_per_s": float(np.mean(warm)) if warm else None}
+
+
+def dataset_pairs_similarity(folder: str | os.PathLike) -> dict[str, Any]:
+    """The SimilarityConfig fields that ``ess pair`` used for a dataset (so batch/queue positives follow the
+    same rule as the sampled partners)."""
+    from pairing.store import read_pairs
+
+    return dict(read_pairs(Path(folder) / PAIRS_NAME, keys=())["attrs"]["config"]["similarity"])
+
+
+def _truncate_log(path: Path, step: int) -> None:
+    """Keep the log lines of steps <= ``step`` (a resumed run rewrites what came after its checkpoint)."""
+    if not path.exists():
+        return
+    keep = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= step]
+    path.write_text("".join(line + "\n" for line in keep))
+
+
+def plot_log(log_path: Path, png_path: Path) -> None:
+    """Loss and learning rate against step, as a PNG (Pillow only)."""
+    from PIL import Image, ImageDraw
+
+    if not log_path.exists():
+        return
+    rows = [json.loads(line) for line in log_path.read_text().splitlines() if line]
+    if len(rows) < 2:
+        return
+    w, h, pad = 640, 360, 48
+    img = Image.new("RGB", (w, h), (255, 255, 255))
+    d = ImageDraw.Draw(img)
+    steps = np.array([r["step"] for r in rows], float)
+    for key, colour in (("loss", (31, 119, 180)), ("lr", (214, 39, 40))):
+        v = np.array([r[key] for r in rows], float)
+        lo, hi = float(v.min()), float(v.max())
+        span = hi - lo if hi > lo else 1.0
+        x = pad + (steps - steps[0]) / max(steps[-1] - steps[0], 1) * (w - 2 * pad)
+        y = h - pad - (v - lo) / span * (h - 2 * pad)
+        d.line(list(zip(x.tolist(), y.tolist())), fill=colour, width=2)
+        d.text((pad if key == "loss" else w - 3 * pad, 8), f"{key} {lo:.3g}..{hi:.3g}", fill=colour)
+    d.rectangle([pad, pad, w - pad, h - pad], outline=(0, 0, 0))
+    d.text((w // 2 - 20, h - pad + 12), "step", fill=(0, 0, 0))
+    img.save(png_path)
