@@ -45,6 +45,8 @@ class SpatialPairs:
         with_depth: also read depth (metres, float32 (H, W)).
         min_covisibility: when given, only pairs whose mean covisibility reaches it count as positives
             (overrides the file's rule; needs covisibility in the file).
+        subset: bool (N,) mask of the views to use (e.g. the training split); items and partners both
+            come from it, so held-out views never leak in as partners.
         seed: partner-sampling seed.
 
     Raises:
@@ -60,6 +62,7 @@ class SpatialPairs:
         transform: Callable[[Any], Any] | None = None,
         with_depth: bool = False,
         min_covisibility: float | None = None,
+        subset: np.ndarray | None = None,
         seed: int = 0,
     ):
         self.reader = DatasetReader(folder)
@@ -88,9 +91,14 @@ class SpatialPairs:
         self.positive = positive
         self.offsets, self.view_pairs = data["view_offsets"], data["view_pairs"]
         self.meta = self.reader.meta()
+        n = len(self.reader)
+        self.allowed = np.ones(n, bool) if subset is None else np.asarray(subset, bool)
+        if self.allowed.shape != (n,):
+            raise ValueError(f"subset must be a boolean mask of the dataset's {n} views")
+        self.index_map = np.flatnonzero(self.allowed)
 
     def __len__(self) -> int:
-        return len(self.reader)
+        return len(self.index_map)
 
     def set_epoch(self, epoch: int) -> None:
         """Draw other partners in the next epoch (call before iterating, as with DistributedSampler)."""
@@ -101,10 +109,12 @@ class SpatialPairs:
         rows = self.view_pairs[self.offsets[index] : self.offsets[index + 1]]
         rows = rows[self.positive[rows]]
         a, b = self.pairs[rows, 0], self.pairs[rows, 1]
-        return np.where(a == index, b, a), rows
+        partners = np.where(a == index, b, a)
+        inside = self.allowed[partners]
+        return partners[inside], rows[inside]
 
     def partner(self, index: int) -> tuple[int, float, int]:
-        """(partner view, weight, pair row or -1 for the view itself) for item ``index`` this epoch."""
+        """(partner view, weight, pair row or -1 for the view itself) of view ``index`` this epoch."""
         if self.sampling is PartnerSampling.SELF:
             return index, 1.0, -1
         partners, rows = self.positives_of(index)
@@ -128,10 +138,12 @@ class SpatialPairs:
             item = {"rgb": rgb, "depth": self.reader.read("depth", index).astype(np.float32)}
         return self.transform(item) if self.transform is not None else item
 
-    def __getitem__(self, index: int) -> tuple[Any, Any, float, dict[str, Any]]:
-        index = int(index)
-        if not 0 <= index < len(self):
-            raise IndexError(index)
+    def __getitem__(self, item: int) -> tuple[Any, Any, float, dict[str, Any]]:
+        """Item ``item`` of the (subset of) views: anchored on view ``index_map[item]``."""
+        item = int(item)
+        if not 0 <= item < len(self):
+            raise IndexError(item)
+        index = int(self.index_map[item])
         j, weight, row = self.partner(index)
         m = self.meta
         metadata = {

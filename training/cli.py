@@ -51,8 +51,11 @@ def run(args: argparse.Namespace) -> int:
             checkpoint_every=args.checkpoint_every, light_positives=args.light_positives,
         )
         from envsim.reader import DatasetReader
+        from envsim.splits import view_splits
 
-        total = steps_per_epoch(len(DatasetReader(args.data)), args.batch_size) * args.epochs
+        reader = DatasetReader(args.data)
+        n_train = int(view_splits(reader.manifest, reader.meta()).train.sum())
+        total = steps_per_epoch(n_train, args.batch_size) * args.epochs
     except ValueError as exc:
         raise UserError(str(exc)) from exc
     bar = tqdm(total=total, unit="step", desc=f"train {args.method}", disable=args.no_progress, file=sys.stderr)

@@ -26,7 +26,9 @@ import numpy as np
 import torch
 
 from envsim.dataset import to_jsonable
+from envsim.reader import DatasetReader
 from envsim.scene import file_sha256
+from envsim.splits import view_splits
 from envsim.version import code_version
 from pairing.loader import PartnerSampling, SpatialPairs
 from pairing.similarity import Falloff, SimilarityConfig
@@ -207,12 +209,16 @@ def train(
         raise TrainError(f"--batch-size {config.batch_size} must split evenly over {world} ranks and {config.bn_splits} BN splits")
 
     try:
-        dataset = SpatialPairs(data, sampling=partner_sampling(config), transform=_to_chw, seed=config.seed)
+        reader = DatasetReader(data)
+        splits = view_splits(reader.manifest, reader.meta())
+        dataset = SpatialPairs(
+            data, sampling=partner_sampling(config), transform=_to_chw, subset=splits.train, seed=config.seed
+        )
     except ValueError as exc:
         raise TrainError(str(exc)) from exc
     n = len(dataset)
     if n < config.batch_size:
-        raise TrainError(f"the dataset has {n} views, fewer than --batch-size {config.batch_size}")
+        raise TrainError(f"the training split has {n} views, fewer than --batch-size {config.batch_size}")
     out = Path(out)
     ckpt_path = out / CHECKPOINT_NAME
     pairs_sha = file_sha256(dataset.reader.folder / PAIRS_NAME)
@@ -221,6 +227,7 @@ def train(
         "manifest_sha256": dataset.reader.manifest_sha256(),
         "pairs_sha256": pairs_sha,
         "views": n,
+        "splits": splits.summary(),
     }
     sim = dict(dataset_pairs_similarity(dataset.reader.folder))
     model_args = MoCoConfig(

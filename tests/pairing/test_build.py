@@ -169,3 +169,14 @@ def test_light_partner_is_the_same_pose(tmp_path):
         j = ds[i][3]["index_b"]
         assert j == (i ^ 1)  # variants are consecutive: 0-1, 2-3, ...
     assert all(SpatialPairs(out, sampling=PartnerSampling.SELF)[i][3]["index_b"] == i for i in range(len(ds)))
+
+
+def test_subset_keeps_partners_inside(dataset):
+    build_pairs(dataset, config=PairConfig(), out=dataset / "pairs.h5")
+    mask = np.zeros(60, bool)
+    mask[::2] = True
+    ds = SpatialPairs(dataset, subset=mask)
+    assert len(ds) == 30
+    for k in range(len(ds)):
+        meta = ds[k][3]
+        assert meta["index_a"] == 2 * k and mask[meta["index_b"]]
