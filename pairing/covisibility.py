@@ -142,7 +142,9 @@ def covisibility(
 
 
 @numba.njit(parallel=True, nogil=True, cache=True)
-def _covisibility_kernel(depth, rotation, translation, pairs, fx, fy, cx, cy, stride, abs_tol, rel_tol, out):  # pragma: no cover - compiled
+def _covisibility_kernel(  # pragma: no cover - compiled
+    depth, rotation, translation, pairs, fx, fy, cx, cy, stride, abs_tol, rel_tol, out
+):
     """Fill ``out`` (P, 2) float32 with A->B and B->A covisibility; see :func:`covisibility` for the maths.
 
     Args:

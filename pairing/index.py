@@ -10,7 +10,8 @@ A pair (i, j) is *within* the radius when ``|p_i - p_j| <= radius`` (inclusive, 
 at the boundary the decision is the squared-distance comparison ``d^2 <= r^2`` in float64), so identical
 poses (distance 0) are always pairs, also for ``radius=0``.
 
-Memory: the result holds 16 bytes per pair; building it needs about 2.5x that at peak. The number of
+Memory: the result holds 16 bytes per pair; building it needs about 1.5x that at peak (2.5x when the
+views of different scenes interleave). The number of
 pairs grows with the density of views: 10,000 views spread over 144 m^2 give ~1.1 million pairs at
 1 m, so 1 million views at that density give ~110 million pairs (1.8 GB).
 """
@@ -23,6 +24,8 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 logger = logging.getLogger(__name__)
+
+MAX_VIEWS = 1 << 31  # pair keys pack (i, j) into one int64 as (i << 32) | j
 
 
 def _check_views(position: np.ndarray, scene: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -74,25 +77,30 @@ def radius_pairs(position: np.ndarray, scene: np.ndarray, *, radius: float) -> n
         raise ValueError(f"radius must be a finite distance in metres >= 0, got {radius}")
     position, scene = _check_views(position, scene)
     n = position.shape[0]
-    keys = []  # per scene: int64 (P_s,) sorted keys i * n + j of its pairs
+    if n > MAX_VIEWS:
+        raise ValueError(f"radius_pairs handles at most {MAX_VIEWS} views at once, got {n}; pair scenes in batches")
+    keys = []  # per scene: int64 (P_s,) sorted pair keys (i << 32) | j
     for idx in scene_groups(scene):
         if idx.size < 2:
             continue
         local = cKDTree(position[idx]).query_pairs(radius, output_type="ndarray")  # (P_s, 2), a < b
         # idx increases within a scene, so local a < b maps to global i < j.
-        k = idx[local[:, 0]] * n + idx[local[:, 1]]  # (P_s,)
+        k = (idx[local[:, 0]] << 32) | idx[local[:, 1]]  # (P_s,) sorts as (i, j) lexicographically
         del local
-        k.sort()
-        keys.append(k)
+        if k.size:
+            k.sort()
+            keys.append(k)
     if not keys:
         return np.empty((0, 2), np.int64)
-    key = np.concatenate(keys) if len(keys) > 1 else keys[0]  # (P,)
-    del keys
-    if key.size > 1 and not np.all(key[1:] >= key[:-1]):  # scenes interleave in the view order
-        key.sort()
-    out = np.empty((key.size, 2), np.int64)  # (P, 2)
-    np.floor_divide(key, n, out=out[:, 0])
-    np.subtract(key, out[:, 0] * n, out=out[:, 1])
+    keys.sort(key=lambda k: int(k[0]))
+    if any(a[-1] >= b[0] for a, b in zip(keys[:-1], keys[1:])):  # scenes interleave in the view order
+        keys = [np.sort(np.concatenate(keys))]
+    out = np.empty((sum(k.size for k in keys), 2), np.int64)  # (P, 2)
+    start = 0
+    for k in keys:  # in key order: the rows come out sorted without a global sort
+        np.right_shift(k, 32, out=out[start : start + k.size, 0])
+        np.bitwise_and(k, 0xFFFFFFFF, out=out[start : start + k.size, 1])
+        start += k.size
     logger.debug("radius_pairs: %d views, radius %.3g m -> %d pairs", n, radius, out.shape[0])
     return out
 

@@ -15,8 +15,8 @@ Every weight lies in [0, 1], is 1 for identical poses, is symmetric in the two v
 increase with ``d`` or with ``a``. The viewing direction is the camera's -Z axis in the world frame, so
 the angle ignores roll about the optical axis (a camera rolled in place sees the same scene).
 
-The pair arrays can be very large (10^8 pairs for 10^6 views), so the functions work in chunks and
-return float32.
+The pair arrays can be very large (10^8 pairs for 10^6 views), so :func:`pair_geometry` is a numba
+kernel over pairs (all cores, no temporaries), the weights are computed in chunks, and all return float32.
 """
 
 from __future__ import annotations
@@ -25,11 +25,15 @@ import math
 from dataclasses import dataclass
 from enum import Enum
 
+import numba
+
+# Open3D bundles an older TBB that numba refuses (with a warning); OpenMP or numba's own pool serve as well.
+numba.config.THREADING_LAYER_PRIORITY = ["workqueue", "omp", "tbb"]
 import numpy as np
 
 from envsim.camera import check_unit_quaternions
 
-CHUNK = 1 << 21  # pairs per vectorised step: bounds the temporaries to a few tens of MB
+CHUNK = 1 << 18  # pairs per vectorised step: temporaries of a few MB stay in cache
 
 
 class Falloff(str, Enum):
@@ -105,9 +109,13 @@ def view_direction(rotation: np.ndarray) -> np.ndarray:
 
 
 def _angle_between(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Angles in radians between unit vectors (..., 3); atan2 keeps small angles accurate (arccos does not)."""
-    cross = np.cross(a, b)  # (..., 3)
-    return np.arctan2(np.linalg.norm(cross, axis=-1), np.einsum("...k,...k->...", a, b))
+    """Angles in radians between unit vectors (M, 3); atan2(|a x b|, a . b) keeps small angles accurate
+    (arccos of the dot product does not)."""
+    cross = np.empty_like(a)  # (M, 3), written out: np.cross is several times slower
+    cross[:, 0] = a[:, 1] * b[:, 2] - a[:, 2] * b[:, 1]
+    cross[:, 1] = a[:, 2] * b[:, 0] - a[:, 0] * b[:, 2]
+    cross[:, 2] = a[:, 0] * b[:, 1] - a[:, 1] * b[:, 0]
+    return np.arctan2(np.sqrt(np.einsum("mk,mk->m", cross, cross)), np.einsum("mk,mk->m", a, b))
 
 
 def view_angle(rot_a: np.ndarray, rot_b: np.ndarray) -> np.ndarray:
@@ -142,20 +150,44 @@ def pair_geometry(position: np.ndarray, rotation: np.ndarray, pairs: np.ndarray)
     if position.ndim != 2 or position.shape[1] != 3:
         raise ValueError(f"position must have shape (N, 3) (camera centres in metres), got {position.shape}")
     if np.shape(rotation) != (position.shape[0], 4):
-        raise ValueError(f"rotation must have shape ({position.shape[0]}, 4) to match position, got {np.shape(rotation)}")
+        raise ValueError(
+            f"rotation must have shape ({position.shape[0]}, 4) to match position, got {np.shape(rotation)}"
+        )
     if pairs.ndim != 2 or pairs.shape[1] != 2 or (pairs.size and not np.issubdtype(pairs.dtype, np.integer)):
         raise ValueError(f"pairs must be an integer array of shape (P, 2), got {pairs.dtype} {pairs.shape}")
     if pairs.size and (pairs.min() < 0 or pairs.max() >= position.shape[0]):
         raise ValueError(f"pairs index views outside [0, {position.shape[0]}); build pairs from the same views")
     direction = view_direction(rotation)  # (N, 3)
-    p = pairs.shape[0]
-    distance = np.empty(p, np.float32)  # (P,)
-    angle = np.empty(p, np.float32)  # (P,)
-    for s in range(0, p, CHUNK):
-        i, j = pairs[s : s + CHUNK, 0], pairs[s : s + CHUNK, 1]  # (C,)
-        distance[s : s + CHUNK] = np.linalg.norm(position[i] - position[j], axis=1)
-        angle[s : s + CHUNK] = _angle_between(direction[i], direction[j])
+    distance = np.empty(pairs.shape[0], np.float32)  # (P,)
+    angle = np.empty(pairs.shape[0], np.float32)  # (P,)
+    pairs = np.ascontiguousarray(pairs, dtype=np.int64)
+    _geometry_kernel(np.ascontiguousarray(position), direction, pairs, distance, angle)
     return distance, angle
+
+
+@numba.njit(parallel=True, nogil=True, cache=True)
+def _geometry_kernel(position, direction, pairs, distance, angle):  # pragma: no cover - compiled
+    """Fill ``distance`` = |p_i - p_j| and ``angle`` = atan2(|d_i x d_j|, d_i . d_j), float32 (P,) each.
+
+    Args:
+        position: float64 (N, 3) metres.
+        direction: float64 (N, 3) unit viewing directions.
+        pairs: int64 (P, 2).
+        distance, angle: float32 (P,) out.
+    """
+    for p in numba.prange(pairs.shape[0]):
+        i = pairs[p, 0]
+        j = pairs[p, 1]
+        dx = position[i, 0] - position[j, 0]
+        dy = position[i, 1] - position[j, 1]
+        dz = position[i, 2] - position[j, 2]
+        distance[p] = math.sqrt(dx * dx + dy * dy + dz * dz)
+        ax, ay, az = direction[i, 0], direction[i, 1], direction[i, 2]
+        bx, by, bz = direction[j, 0], direction[j, 1], direction[j, 2]
+        cx = ay * bz - az * by
+        cy = az * bx - ax * bz
+        cz = ax * by - ay * bx
+        angle[p] = math.atan2(math.sqrt(cx * cx + cy * cy + cz * cz), ax * bx + ay * by + az * bz)
 
 
 def _check_geometry(distance: np.ndarray, angle: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

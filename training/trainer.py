@@ -296,8 +296,9 @@ def train(
                               "rotation": meta["rotation_a"].to(device).float()}
                 key_meta = {"scene": meta["scene"].to(device), "position": meta["position_b"].to(device).float(),
                             "rotation": meta["rotation_b"].to(device).float()}
-                logits, targets = net(q_in, k_in, key_meta=key_meta, query_meta=query_meta,
-                                      own_weight=weight.to(device).float())
+                # A partner's weight can be 0 (e.g. a covisibility positive outside the angle gate): keep it > 0.
+                own = weight.to(device).float().clamp(1e-3, 1.0)  # (B,)
+                logits, targets = net(q_in, k_in, key_meta=key_meta, query_meta=query_meta, own_weight=own, generator=gen)
                 loss = soft_info_nce(logits, targets)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -327,7 +328,7 @@ def train(
         raise
     if rank == 0:
         _atomic_save(
-            {"arch": config.arch, "state_dict": model.encoder_q_backbone_state(), "model_args": to_jsonable(model_args),
+            {"arch": config.arch, "state_dict": model.encoder_q.backbone.state_dict(), "model_args": to_jsonable(model_args),
              "config": cfg_json, "dataset": provenance, "code_version": code_version(), "seed": config.seed, "step": step},
             out / ENCODER_NAME,
         )

@@ -32,15 +32,22 @@ def both_ways(depth_a, pose_a, depth_b, pose_b, config=CovisibilityConfig()):
     """(A->B, B->A) from the reference and from the kernel; asserts they agree."""
     ref = (covisibility(depth_a, pose_a, depth_b, pose_b, K, config=config),
            covisibility(depth_b, pose_b, depth_a, pose_a, K, config=config))
-    fast = covisibility_pairs(np.stack([depth_a, depth_b]), np.stack([pose_a, pose_b]), K, np.array([[0, 1]]), config=config)
+    depth, poses = np.stack([depth_a, depth_b]), np.stack([pose_a, pose_b])
+    fast = covisibility_pairs(depth, poses, K, np.array([[0, 1]]), config=config)
     np.testing.assert_allclose(fast[0], ref, atol=1e-6)
     return ref
 
 
+def raycasting_scene(mesh: trimesh.Trimesh) -> o3d.t.geometry.RaycastingScene:
+    scene = o3d.t.geometry.RaycastingScene()
+    vertices = o3d.core.Tensor(mesh.vertices.astype(np.float32))
+    scene.add_triangles(vertices, o3d.core.Tensor(mesh.faces.astype(np.uint32)))
+    return scene
+
+
 def render_depth(mesh: trimesh.Trimesh, position: np.ndarray, rotation: np.ndarray) -> np.ndarray:
     """z-depth (B, H, W) float32 of views of ``mesh`` by Open3D ray casting, 0 where nothing is hit."""
-    scene = o3d.t.geometry.RaycastingScene()
-    scene.add_triangles(o3d.core.Tensor(mesh.vertices.astype(np.float32)), o3d.core.Tensor(mesh.faces.astype(np.uint32)))
+    scene = raycasting_scene(mesh)
     dirs = camera_rays(INTR).reshape(-1, 3).astype(np.float64)  # (H*W, 3) camera frame, z = -1: t is z-depth
     out = []
     for p, q in zip(position, rotation):
@@ -122,9 +129,10 @@ def test_sideways_shift_overlap_is_exact(shift):
 
 
 def test_vertical_shift_direction():
-    """B 0.5 m above A facing the same plane; A's top rows (v small) leave B's image at the bottom?
-    No: raising the camera moves the scene down in its image, so A's row v lands on v + fy * 0.5 / 2 and
-    A's *bottom* rows drop out. A hole in B's top rows (no surface) must then remove A's top samples."""
+    """B 0.5 m above A, both facing a plane 2 m ahead. Raising a camera moves the scene down in its
+    image, so A's row v lands on B's row v + fy * 0.5 / 2 and A's bottom rows leave B's image. B sees
+    nothing in its top 40 rows, which removes the A samples landing there; a mirrored y axis would
+    remove other samples and give another fraction."""
     z, s = 2.0, 0.5
     a, b = pose([0, 1.5, 0]), pose([0, 1.5 + s, 0])
     py = INTR.fy * s / z  # 16 px
@@ -198,8 +206,7 @@ def test_wall_between_nearby_cameras():
 def raycast_visibility(mesh, depth_a, pose_a, pose_b) -> float:
     """Ground truth by ray casting, independent of depth comparisons: the fraction of A's sampled surface
     points inside B's image whose ray from B's centre reaches them unobstructed."""
-    scene = o3d.t.geometry.RaycastingScene()
-    scene.add_triangles(o3d.core.Tensor(mesh.vertices.astype(np.float32)), o3d.core.Tensor(mesh.faces.astype(np.uint32)))
+    scene = raycasting_scene(mesh)
     dirs = camera_rays(INTR)[::STRIDE, ::STRIDE].reshape(-1, 3)  # (M, 3) camera frame, z = -1
     z = depth_a[::STRIDE, ::STRIDE].reshape(-1).astype(np.float64)
     ok = z > 0
@@ -224,8 +231,8 @@ def test_agrees_with_raycast_visibility(room_views):
     pairs = [(0, 1), (1, 0), (2, 3), (3, 2)] + [(i, j) for i in range(4, 16, 3) for j in range(5, 16, 4) if i != j]
     covis = covisibility_pairs(depth, poses, K, np.array(pairs))[:, 0]
     truth = np.array([raycast_visibility(mesh, depth[a], poses[a], poses[b]) for a, b in pairs])
-    assert covis[:4].min() > 0.4  # the close pairs overlap a lot
-    np.testing.assert_allclose(covis, truth, atol=0.04)
+    assert covis[:4].min() > 0.25  # the close pairs overlap
+    np.testing.assert_allclose(covis, truth, atol=0.01)
     assert np.ptp(truth) > 0.3  # the pairs span overlapping and non-overlapping views
 
 

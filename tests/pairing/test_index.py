@@ -49,6 +49,9 @@ def _case(name: str):
     if name == "several scenes, interleaved":
         # Views of 5 scenes shuffled together, at the same coordinates range: cross-scene pairs must not appear.
         return rng.uniform(0, 4, (300, 3)), rng.integers(0, 5, 300), 0.8
+    if name == "several scenes, contiguous blocks":
+        # Views stored scene by scene (the usual shard order), scene ids not increasing along the views.
+        return rng.uniform(0, 3, (240, 3)), np.repeat([4, 1, 7, 0], [50, 90, 1, 99]), 0.7
     if name == "several scenes, negative ids, float32":
         return rng.uniform(0, 4, (200, 3)).astype(np.float32), rng.choice([-3, 2, 9], 200), 1.0
     if name == "exactly at the radius":
@@ -66,6 +69,7 @@ CASES = [
     "identical poses",
     "duplicates and others",
     "several scenes, interleaved",
+    "several scenes, contiguous blocks",
     "several scenes, negative ids, float32",
     "exactly at the radius",
     "N=2000",

@@ -1,0 +1,217 @@
+"""Compare bench reports across methods and seeds: the ESS paper's table (arXiv 2401.15120) on our data.
+
+Runs are grouped by training method (``moco``, ``ess-mb``, ``ess-mw``, then any other in name order);
+every scalar metric of the ``trained`` representation is summarised per setting as mean ± sample std over
+the group's runs (its training seeds). The floors, ``random-init`` (per architecture) and ``pixels``, are
+averaged over all runs. Reports must come from the same dataset and the same bench settings, and a
+checkpoint may appear only once: otherwise the numbers would not be comparable or ``n`` would be inflated.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from benchmarks.evaluate import DETERMINING_FIELDS, SETTINGS, json_ready
+from benchmarks.metrics import mean_std
+
+COMPARISON_FORMAT = "ess-comparison/1"
+METHOD_ORDER = ("moco", "ess-mb", "ess-mw")
+TABLE_COLUMNS = (
+    ("room_linear_top1", "room linear %", "pct"),
+    ("room_knn_top1", "room k-NN %", "pct"),
+    ("loc_retrieval_median_m", "retrieval median m", "m"),
+    ("loc_retrieval_recall_1m", "R@1 m %", "pct"),
+    ("loc_regression_median_m", "regression median m", "m"),
+)
+PLOT_METRICS = (
+    ("room_linear_top1", "room classification, linear top-1"),
+    ("loc_retrieval_recall_1m", "localization, recall@1 m"),
+)
+
+
+def _scalar_metrics(runs: list[dict[str, dict[str, Any]]]) -> dict[str, dict[str, dict[str, Any]]]:
+    """mean/std/n of every scalar metric, per setting, over a list of ``results[rep]`` dicts."""
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for setting in SETTINGS:
+        rows = [r.get(setting) or {} for r in runs]
+        keys = [k for k, v in rows[0].items() if v is None or isinstance(v, (int, float))] if rows else []
+        out[setting] = {}
+        for key in keys:
+            mean, std = mean_std(row.get(key) for row in rows)
+            out[setting][key] = {"mean": mean, "std": std, "n": len(rows)}
+    return out
+
+
+def _group(name: str, kind: str, reports: list[dict[str, Any]], rep: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "kind": kind,
+        "n_runs": len(reports),
+        "training_seeds": [r.get("training_seed") for r in reports],
+        "runs": [r["run"] for r in reports],
+        "checkpoints": [r["checkpoint"]["sha256"] for r in reports],
+        "metrics": _scalar_metrics([r["results"][rep] for r in reports]),
+    }
+
+
+def compare_runs(reports: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean ± std per method over seeds, plus the random-init and raw-pixel floors.
+
+    Args:
+        reports: bench reports (:func:`benchmarks.evaluate.evaluate_run`), one per run.
+
+    Returns:
+        ``{"format", "dataset_manifest_sha256", "bench_config", "settings", "rows": [...]}``; each row
+        (methods in the order moco, ess-mb, ess-mw, others; then ``random-init (<arch>)`` and ``pixels``)
+        has ``name``, ``kind`` ("method" or "baseline"), ``n_runs``, ``training_seeds``, ``runs``,
+        ``checkpoints`` and ``metrics[setting][metric] = {"mean", "std", "n"}`` (std with ddof=1; 0 for one
+        run; None where a metric is NaN).
+
+    Raises:
+        ValueError: no reports, reports from different datasets or bench settings, or a duplicated run.
+    """
+    if not reports:
+        raise ValueError("nothing to compare: give at least one bench report")
+    shas = sorted({r["dataset"]["manifest_sha256"] for r in reports})
+    if len(shas) > 1:
+        raise ValueError(
+            f"the reports were evaluated on {len(shas)} different datasets; bench every run on the same --data"
+        )
+    configs = {json.dumps({k: r["bench_config"].get(k) for k in DETERMINING_FIELDS}, sort_keys=True) for r in reports}
+    if len(configs) > 1:
+        raise ValueError(
+            f"the reports used different bench settings ({' vs '.join(sorted(configs))}); rerun them alike"
+        )
+    seen: dict[str, str] = {}
+    for r in reports:
+        sha = r["checkpoint"]["sha256"]
+        if sha in seen:
+            raise ValueError(f"{r['run']} and {seen[sha]} hold the same checkpoint; give each run once")
+        seen[sha] = r["run"]
+    def order(method: str) -> tuple[int, str]:
+        return (METHOD_ORDER.index(method) if method in METHOD_ORDER else len(METHOD_ORDER), method)
+
+    methods = sorted({r["method"] for r in reports}, key=order)
+    rows = [_group(m, "method", [r for r in reports if r["method"] == m], "trained") for m in methods]
+    for arch in sorted({r["arch"] for r in reports}):
+        same_arch = [r for r in reports if r["arch"] == arch]
+        rows.append(_group(f"random-init ({arch})", "baseline", same_arch, "random-init"))
+    rows.append(_group("pixels", "baseline", reports, "pixels"))
+    from envsim.version import code_version
+
+    return json_ready({
+        "format": COMPARISON_FORMAT,
+        "dataset_manifest_sha256": shas[0],
+        "bench_config": {k: reports[0]["bench_config"].get(k) for k in DETERMINING_FIELDS},
+        "settings": list(SETTINGS),
+        "code_version": code_version(),
+        "rows": rows,
+    })
+
+
+def _cell(stat: dict[str, Any] | None, kind: str) -> str:
+    if not stat or stat.get("mean") is None:
+        return "–"
+    scale = 100.0 if kind == "pct" else 1.0
+    digits = 1 if kind == "pct" else 2
+    std = stat.get("std")
+    std_text = "–" if std is None else f"{scale * std:.{digits}f}"
+    return f"{scale * stat['mean']:.{digits}f} ± {std_text}"
+
+
+def comparison_markdown(comparison: dict[str, Any]) -> str:
+    """The comparison as a Markdown table: one row per method and floor, for each setting the room
+    classification (linear, k-NN top-1 %) and localization (retrieval median m, recall@1 m %, regression
+    median m) columns, each ``mean ± std`` over the row's runs."""
+    settings = comparison["settings"]
+    head = ["method", "n"] + [f"{s} {label}" for s in settings for _, label, _ in TABLE_COLUMNS]
+    lines = [
+        "# Room classification and spatial localization, familiar vs unfamiliar scenes",
+        "",
+        f"Dataset `{comparison['dataset_manifest_sha256'][:12]}`; mean ± std over training seeds "
+        f"(std with ddof=1; floors averaged over all runs); bench settings {comparison['bench_config']}.",
+        "",
+        "| " + " | ".join(head) + " |",
+        "| --- | ---: | " + " | ".join("---:" for _ in head[2:]) + " |",
+    ]
+    for row in comparison["rows"]:
+        cells = [_cell(row["metrics"].get(s, {}).get(key), kind) for s in settings for key, _, kind in TABLE_COLUMNS]
+        name = row["name"] if row["kind"] == "method" else f"*{row['name']}*"
+        lines.append(f"| {name} | {row['n_runs']} | " + " | ".join(cells) + " |")
+    lines.append("")
+    return "\n".join(lines)
+
+
+def comparison_plot(comparison: dict[str, Any], path: str | os.PathLike) -> Path:
+    """A PNG bar chart (Pillow only): room linear top-1 and recall@1 m per row, familiar vs unfamiliar
+    side by side, error bars = std over seeds.
+
+    Args:
+        comparison: from :func:`compare_runs`.
+        path: PNG file to write.
+
+    Returns:
+        The path written.
+    """
+    from PIL import Image, ImageDraw, ImageFont
+
+    rows = comparison["rows"]
+    settings = comparison["settings"]
+    colours = {"familiar": (31, 119, 180), "unfamiliar": (255, 127, 14)}
+    font = ImageFont.load_default()
+    bar_w, gap, pad_l, pad_r, pad_t, pad_b, plot_h = 18, 20, 48, 16, 40, 70, 240
+    group_w = bar_w * len(settings) + gap
+    panel_w = pad_l + group_w * max(len(rows), 1) + pad_r
+    width, height = panel_w * len(PLOT_METRICS), pad_t + plot_h + pad_b + 20
+    img = Image.new("RGB", (width, height), (255, 255, 255))
+    d = ImageDraw.Draw(img)
+    for p, (key, title) in enumerate(PLOT_METRICS):
+        x0, y0, y1 = p * panel_w + pad_l, pad_t, pad_t + plot_h  # plot area left, top, bottom
+        d.text((x0, 8), title, fill=(0, 0, 0), font=font)
+        for tick in range(0, 101, 25):
+            y = y1 - tick / 100 * plot_h
+            d.line([(x0 - 4, y), (x0 + group_w * len(rows), y)], fill=(225, 225, 225) if tick else (0, 0, 0))
+            d.text((x0 - 34, y - 6), f"{tick}%", fill=(0, 0, 0), font=font)
+        d.line([(x0, y0), (x0, y1)], fill=(0, 0, 0))
+        for r, row in enumerate(rows):
+            gx = x0 + r * group_w + gap // 2
+            for s, setting in enumerate(settings):
+                stat = row["metrics"].get(setting, {}).get(key) or {}
+                mean, std = stat.get("mean"), stat.get("std") or 0.0
+                if mean is None:
+                    continue
+                bx = gx + s * bar_w
+                top = y1 - max(0.0, min(1.0, mean)) * plot_h
+                d.rectangle([bx + 1, top, bx + bar_w - 2, y1], fill=colours.get(setting, (128, 128, 128)))
+                cx = bx + bar_w / 2
+                lo, hi = y1 - max(0.0, mean - std) * plot_h, y1 - min(1.0, mean + std) * plot_h
+                d.line([(cx, lo), (cx, hi)], fill=(0, 0, 0), width=1)
+                d.line([(cx - 3, lo), (cx + 3, lo)], fill=(0, 0, 0))
+                d.line([(cx - 3, hi), (cx + 3, hi)], fill=(0, 0, 0))
+            label = row["name"].replace("random-init (", "rand ").rstrip(")")
+            d.text((gx, y1 + 6 + 12 * (r % 2)), label[:14], fill=(0, 0, 0), font=font)
+    for s, setting in enumerate(settings):
+        x = 8 + s * 110
+        d.rectangle([x, height - 18, x + 10, height - 8], fill=colours.get(setting, (128, 128, 128)))
+        d.text((x + 14, height - 20), setting, fill=(0, 0, 0), font=font)
+    path = Path(path)
+    img.save(path)
+    return path
+
+
+def write_comparison(comparison: dict[str, Any], out_dir: str | os.PathLike) -> tuple[Path, Path, Path]:
+    """Write ``comparison.json``, ``comparison.md`` and ``comparison.png`` into ``out_dir`` (created).
+
+    Returns:
+        The three paths.
+    """
+    folder = Path(out_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    json_path, md_path, png_path = folder / "comparison.json", folder / "comparison.md", folder / "comparison.png"
+    json_path.write_text(json.dumps(json_ready(comparison), indent=2, allow_nan=False) + "\n")
+    md_path.write_text(comparison_markdown(comparison))
+    comparison_plot(comparison, png_path)
+    return json_path, md_path, png_path

@@ -1,0 +1,254 @@
+"""``ess bench`` end to end on a tiny real dataset and a real (randomly initialised) ResNet-18 run."""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import logging
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from benchmarks import cli as bench_cli
+from benchmarks.compare import compare_runs, comparison_markdown, write_comparison
+from benchmarks.evaluate import (
+    REPRESENTATIONS,
+    SETTINGS,
+    BenchConfig,
+    LeakageError,
+    evaluate_run,
+    read_report,
+    write_report,
+)
+from envsim.cli import UserError
+from envsim.dataset import DatasetConfig, render_dataset, resolve_sources
+from envsim.reader import DatasetReader
+from envsim.render import RenderConfig
+from envsim.splits import view_splits
+from envsim.trajectory import TrajectoryConfig
+from training.encoder import load_encoder, state_digest
+from training.resnet import build_resnet
+
+FAST = BenchConfig(knn_k=5, probe_epochs=30)
+FAST_ARGS = ["--knn-k", "5", "--probe-epochs", "30", "--device", "cpu", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench") / "data"
+    render_dataset(
+        resolve_sources(["procedural:3"]),
+        config=DatasetConfig(render=RenderConfig(width=32, height=32),
+                             trajectory=TrajectoryConfig(views=50, views_per_trajectory=10)),
+        out=out,
+    )
+    return out
+
+
+def _fake_run(folder, data, *, method: str, seed: int, manifest_sha: str | None = None, train_scenes=None):
+    """A run folder whose encoder.pt is a real randomly initialised ResNet-18, saved as training saves it."""
+    reader = DatasetReader(data)
+    splits = view_splits(reader.manifest, reader.meta()).summary()
+    if train_scenes is not None:
+        splits["train_scenes"] = train_scenes
+    torch.manual_seed(100 + seed)  # not the bench's random-init seed: the two encoders differ
+    folder.mkdir(parents=True)
+    torch.save(
+        {"arch": "resnet18", "state_dict": build_resnet("resnet18").state_dict(),
+         "model_args": {"arch": "resnet18", "dim": 128, "method": method},
+         "config": {"method": method, "arch": "resnet18", "image_size": 32, "seed": seed},
+         "dataset": {"path": str(data), "manifest_sha256": manifest_sha or reader.manifest_sha256(), "splits": splits},
+         "code_version": "test", "seed": seed, "step": 0},
+        folder / "encoder.pt",
+    )
+    return folder
+
+
+@pytest.fixture(scope="module")
+def run_a(data, tmp_path_factory):
+    return _fake_run(tmp_path_factory.mktemp("runs") / "moco-s1", data, method="moco", seed=1)
+
+
+@pytest.fixture(scope="module")
+def report_a(run_a, data):
+    return evaluate_run(run_a, data, config=FAST)
+
+
+def test_report_structure_splits_and_invariants(report_a, run_a, data):
+    r = report_a
+    reader = DatasetReader(data)
+    splits = view_splits(reader.manifest, reader.meta())
+    assert r["method"] == "moco" and r["arch"] == "resnet18" and r["training_seed"] == 1
+    assert r["seeds"] == {"training": 1, "bench": 0} and r["image_size"] == 32
+    assert r["bench_config"]["knn_k"] == 5
+    assert r["dataset"]["manifest_sha256"] == reader.manifest_sha256() and r["dataset"]["same_as_training"] is True
+    assert r["code_version"] and r["machine"]["cores"] >= 1
+    assert r["splits"]["views"] == splits.summary()["views"]
+    assert r["splits"]["test_scenes"] == ["house-0002"] and r["splits"]["train_scenes"] == ["house-0000", "house-0001"]
+    room = reader.meta()["room"]
+    assert r["splits"]["room_train_views"] == int(np.sum(splits.train & (room >= 0)))
+    assert r["splits"]["queries"] == {
+        "familiar": int(splits.familiar.sum()), "unfamiliar": int((splits.query & splits.unfamiliar).sum())
+    }
+    # The invariants the benchmark checks on itself.
+    assert r["checks"]["probe_train_has_no_unfamiliar_views"] is True
+    assert r["checks"]["run_never_trained_on_unfamiliar_scenes"] is True
+    assert r["checks"]["encoder_unchanged"] is True
+    model, record = load_encoder(run_a)
+    assert r["checks"]["encoder_digest"] == state_digest(model) and r["checkpoint"]["sha256"] == record["sha256"]
+
+    assert set(r["results"]) == set(REPRESENTATIONS)
+    for rep in REPRESENTATIONS:
+        assert set(r["results"][rep]) == set(SETTINGS)
+        for setting in SETTINGS:
+            m = r["results"][rep][setting]
+            for key in ("room_linear_top1", "room_knn_top1", "loc_retrieval_median_m", "loc_retrieval_median_deg",
+                        "loc_retrieval_recall_0.5m", "loc_retrieval_recall_1m", "loc_regression_median_m",
+                        "loc_chance_median_m"):
+                assert isinstance(m[key], float), (rep, setting, key)
+            assert 0 <= m["room_linear_top1"] <= 1
+            assert set(m["room_per_class"]) == set(reader.room_names)
+            cm = np.array(m["room_confusion"])
+            assert cm.shape == (len(reader.room_names),) * 2 and cm.sum() == m["room_test_views"]
+            assert m["loc_queries"] == r["splits"]["queries"][setting]
+            assert m["loc_oracle_median_m"] <= m["loc_retrieval_median_m"]
+    # Chance draws do not depend on the features; trained and random-init encoders differ.
+    res = r["results"]
+    assert res["trained"]["familiar"]["loc_chance_median_m"] == res["pixels"]["familiar"]["loc_chance_median_m"]
+    assert res["trained"]["familiar"] != res["random-init"]["familiar"]
+    assert r["representations"]["pixels"].endswith("768-d")
+    # Sanity: even raw pixels localize familiar views better than a random database view.
+    px = r["results"]["pixels"]["familiar"]
+    assert px["loc_retrieval_median_m"] < px["loc_chance_median_m"]
+    json.dumps(r, allow_nan=False)  # JSON-ready: NaN became None
+
+
+def test_write_report(report_a, tmp_path):
+    json_path, md_path = write_report(report_a, tmp_path / "out")
+    assert read_report(json_path) == report_a
+    md = md_path.read_text()
+    assert "| pixels | unfamiliar |" in md and "train 80 views" in md and "house-0002" in md
+
+
+def test_encoder_changed_during_evaluation_raises(run_a, data, monkeypatch):
+    import training.encoder as enc
+
+    real = enc.embed
+
+    def tampering(model, images, **kw):
+        with torch.no_grad():
+            next(model.parameters()).add_(1.0)
+        return real(model, images, **kw)
+
+    monkeypatch.setattr(enc, "embed", tampering)
+    with pytest.raises(RuntimeError, match="changed"):
+        evaluate_run(run_a, data, config=FAST)
+
+
+def test_leakage_is_refused(run_a, data, tmp_path, monkeypatch):
+    import envsim.splits as splits_mod
+
+    real = splits_mod.view_splits
+
+    def leaky(manifest, meta):
+        s = real(manifest, meta)
+        return splits_mod.ViewSplits(**{**s.__dict__, "train": s.train | s.unfamiliar})
+
+    monkeypatch.setattr(splits_mod, "view_splits", leaky)
+    with pytest.raises(LeakageError, match="unfamiliar"):
+        evaluate_run(run_a, data, config=FAST)
+    monkeypatch.undo()
+    seen = _fake_run(tmp_path / "seen", data, method="moco", seed=0, train_scenes=["house-0000", "house-0002"])
+    with pytest.raises(LeakageError, match="house-0002"):
+        evaluate_run(seen, data, config=FAST)
+
+
+def test_bench_config_validates():
+    with pytest.raises(ValueError, match="knn_k"):
+        BenchConfig(knn_k=0)
+    with pytest.raises(ValueError, match="seed"):
+        BenchConfig(seed=-1)
+    with pytest.raises(ValueError, match="device"):
+        BenchConfig(device="gpu0")
+
+
+def _fake_report(report, *, method, seed, sha, value):
+    r = copy.deepcopy(report)
+    r["method"], r["training_seed"], r["checkpoint"]["sha256"], r["run"] = method, seed, sha, f"runs/{sha}"
+    r["results"]["trained"]["familiar"]["room_linear_top1"] = value
+    return r
+
+
+def test_compare_runs_mean_std(report_a, tmp_path):
+    reports = [
+        _fake_report(report_a, method="ess-mb", seed=0, sha="a", value=0.5),
+        _fake_report(report_a, method="ess-mb", seed=1, sha="b", value=0.7),
+        _fake_report(report_a, method="moco", seed=0, sha="c", value=0.2),
+    ]
+    c = compare_runs(reports)
+    names = [row["name"] for row in c["rows"]]
+    assert names == ["moco", "ess-mb", "random-init (resnet18)", "pixels"]
+    mb = c["rows"][1]
+    stat = mb["metrics"]["familiar"]["room_linear_top1"]
+    assert stat["mean"] == pytest.approx(0.6) and stat["n"] == 2
+    assert stat["std"] == pytest.approx(np.std([0.5, 0.7], ddof=1))
+    assert mb["n_runs"] == 2 and mb["training_seeds"] == [0, 1]
+    assert c["rows"][0]["metrics"]["familiar"]["room_linear_top1"] == {"mean": 0.2, "std": 0.0, "n": 1}
+    base = c["rows"][3]["metrics"]["unfamiliar"]["loc_retrieval_median_m"]
+    assert base["mean"] == pytest.approx(report_a["results"]["pixels"]["unfamiliar"]["loc_retrieval_median_m"])
+    assert base["n"] == 3
+    md = comparison_markdown(c)
+    assert "| ess-mb | 2 | 60.0 ± 14.1 |" in md and "familiar room linear %" in md
+    paths = write_comparison(c, tmp_path / "cmp")
+    assert [p.name for p in paths] == ["comparison.json", "comparison.md", "comparison.png"]
+    with Image.open(paths[2]) as im:
+        assert im.size[0] > 100
+    with pytest.raises(ValueError, match="same checkpoint"):
+        compare_runs([reports[0], reports[0]])
+    other = copy.deepcopy(reports[1])
+    other["dataset"]["manifest_sha256"] = "0" * 64
+    with pytest.raises(ValueError, match="different datasets"):
+        compare_runs([reports[0], other])
+
+
+def _cli(argv):
+    p = argparse.ArgumentParser()
+    bench_cli.add_arguments(p)
+    return bench_cli.run(p.parse_args(argv))
+
+
+def test_cli_single_run_then_compare(report_a, run_a, data, tmp_path, capsys, caplog):
+    # A run trained on "another rendering": evaluated with a warning, both hashes recorded.
+    run_b = _fake_run(tmp_path / "essmb-s2", data, method="ess-mb", seed=2, manifest_sha="f" * 64)
+    with caplog.at_level(logging.WARNING):
+        assert _cli([str(run_b), "--data", str(data), *FAST_ARGS]) == 0
+    assert any("trained on dataset ffffffffffff" in rec.getMessage() for rec in caplog.records)
+    out = capsys.readouterr().out
+    assert "| trained | familiar |" in out
+    rep_b = read_report(run_b)
+    assert rep_b["dataset"]["same_as_training"] is False and rep_b["dataset"]["trained_on_manifest_sha256"] == "f" * 64
+
+    write_report(report_a)  # run_a/bench/bench.json, matching these settings: reused, not re-evaluated
+    cmp_dir = tmp_path / "cmp"
+    assert _cli([str(run_a), str(run_b), "--compare", "--out", str(cmp_dir), *FAST_ARGS]) == 0
+    assert "| moco | 1 |" in capsys.readouterr().out
+    comparison = json.loads((cmp_dir / "comparison.json").read_text())
+    assert [row["name"] for row in comparison["rows"]] == ["moco", "ess-mb", "random-init (resnet18)", "pixels"]
+    assert (cmp_dir / "comparison.png").is_file()
+
+
+def test_cli_bad_input(run_a, data, tmp_path):
+    with pytest.raises(UserError, match="encoder.pt"):
+        _cli([str(tmp_path), "--data", str(data), *FAST_ARGS])
+    with pytest.raises(UserError, match="not a dataset"):
+        _cli([str(run_a), "--data", str(tmp_path), *FAST_ARGS])
+    with pytest.raises(UserError, match="--data"):
+        _cli([str(run_a), *FAST_ARGS])
+    with pytest.raises(UserError, match="--compare"):
+        _cli([str(run_a), str(run_a), "--data", str(data), *FAST_ARGS])
+    fresh = _fake_run(tmp_path / "new", data, method="moco", seed=3)
+    with pytest.raises(UserError, match="pass --data"):
+        _cli([str(fresh), "--compare", *FAST_ARGS])

@@ -1,0 +1,117 @@
+"""Training runs end to end on small procedural datasets: resume exactness, artifacts, errors, learning."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from envsim.dataset import DatasetConfig, render_dataset, resolve_sources
+from envsim.render import RenderConfig
+from envsim.trajectory import TrajectoryConfig
+from pairing.build import PairConfig, build_pairs
+from training.encoder import load_encoder
+from training.trainer import TrainConfig, TrainError, train
+
+TINY = dict(arch="resnet18", batch_size=16, dim=16, mlp_hidden=64, bn_splits=2, workers=0, moco_m=0.99, lr=0.05, log_every=1)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    out = tmp_path_factory.mktemp("train") / "data"
+    cfg = DatasetConfig(
+        seed=0, render=RenderConfig(width=32, height=32),
+        trajectory=TrajectoryConfig(views=60, views_per_trajectory=10),
+    )
+    render_dataset(resolve_sources(["procedural:3"]), config=cfg, out=out)
+    build_pairs(out, config=PairConfig(compute_covisibility=False))
+    return out
+
+
+def _state(run):
+    ckpt = torch.load(run / "checkpoint.pt", weights_only=False)
+    return ckpt["model"], ckpt["step"]
+
+
+@pytest.mark.parametrize("method", ["moco", "ess-mw"])
+def test_resume_after_an_interruption_gives_the_same_weights(data, tmp_path, method):
+    config = TrainConfig(method=method, epochs=2, checkpoint_every=2, **TINY)
+    train(data, config=config, out=tmp_path / "full")
+
+    def interrupt(step, record):
+        if step == 5:  # Ctrl-C in the middle of the first epoch, after the checkpoint at step 4
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(data, config=config, out=tmp_path / "part", progress=interrupt)
+    assert _state(tmp_path / "part")[1] == 5  # the interrupted step's state was saved
+    train(data, config=config, out=tmp_path / "part", resume=True)
+    a, step_a = _state(tmp_path / "full")
+    b, step_b = _state(tmp_path / "part")
+    assert step_a == step_b > 5
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    log_full = [json.loads(x)["loss"] for x in (tmp_path / "full" / "log.jsonl").read_text().splitlines()]
+    log_part = [json.loads(x)["loss"] for x in (tmp_path / "part" / "log.jsonl").read_text().splitlines()]
+    assert log_full == log_part
+
+
+def test_run_artifacts_and_errors(data, tmp_path):
+    run = tmp_path / "run"
+    summary = train(data, config=TrainConfig(method="ess-mb", epochs=1, **TINY), out=run)
+    assert summary["steps"] > 0 and np.isfinite(summary["final_loss"]) and summary["images_per_s"] > 0
+    for name in ("checkpoint.pt", "encoder.pt", "log.jsonl", "loss.png", "config.json"):
+        assert (run / name).is_file(), name
+    ckpt = torch.load(run / "checkpoint.pt", weights_only=False)
+    assert ckpt["model_args"]["method"] == "ess-mb" and ckpt["config"]["batch_size"] == 16
+    assert ckpt["dataset"]["splits"]["views"]["train"] > 0 and len(ckpt["dataset"]["manifest_sha256"]) == 64
+    model, record = load_encoder(run)
+    assert model(torch.zeros(2, 3, 32, 32)).shape == (2, 512) and record["seed"] == 0
+    with pytest.raises(TrainError, match="--resume"):
+        train(data, config=TrainConfig(method="ess-mb", epochs=1, **TINY), out=run)
+    with pytest.raises(TrainError, match="other settings"):
+        train(data, config=TrainConfig(method="moco", epochs=1, **TINY), out=run, resume=True)
+    with pytest.raises(TrainError, match="ess pair"):
+        train(tmp_path, config=TrainConfig(epochs=1, **TINY), out=tmp_path / "x")
+
+
+def test_training_on_the_train_split_only(data, tmp_path):
+    """Held-out trajectories and unfamiliar scenes never enter training, as anchors or as partners."""
+    from envsim.reader import DatasetReader
+    from envsim.splits import view_splits
+    from pairing.loader import PartnerSampling, SpatialPairs
+
+    reader = DatasetReader(data)
+    splits = view_splits(reader.manifest, reader.meta())
+    assert splits.unfamiliar.sum() == 60 and splits.familiar.sum() > 0
+    ds = SpatialPairs(data, sampling=PartnerSampling.UNIFORM, subset=splits.train)
+    seen = {ds[i][3]["index_a"] for i in range(len(ds))} | {ds[i][3]["index_b"] for i in range(len(ds))}
+    assert seen <= set(np.flatnonzero(splits.train).tolist())
+
+
+def test_cli_train(data, tmp_path, capsys):
+    from envsim.cli import main
+
+    args = ["train", str(data), "--out", str(tmp_path / "r"), "--epochs", "1", "--batch-size", "16", "--dim", "16",
+            "--mlp-hidden", "64", "--bn-splits", "2", "--workers", "0", "--no-progress"]
+    assert main(args) == 0
+    assert "images/s" in capsys.readouterr().out
+    assert main(args) == 2
+    assert "--resume" in capsys.readouterr().err
+    assert main(["train", str(data), "--out", str(tmp_path / "s"), "--batch-size", "10", "--bn-splits", "4"]) == 2
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes(data, tmp_path):
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "envsim",
+           "train", str(data), "--out", str(tmp_path / "ddp"), "--epochs", "1", "--batch-size", "16", "--dim", "16",
+           "--mlp-hidden", "64", "--bn-splits", "2", "--workers", "0", "--no-progress", "--device", "cpu"]
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert (tmp_path / "ddp" / "encoder.pt").is_file()
