@@ -53,12 +53,16 @@ def _subcommands() -> list[tuple[str, str, Callable[[argparse.ArgumentParser], N
     from envsim import preview as preview_cmd
     from envsim import render_cli
     from pairing import cli as pair_cli
+    from benchmarks import cli as bench_cli
+    from benchmarks import demo as demo_cmd
     from training import cli as train_cli
 
     return [
         ("render", "render an RGB-D dataset with poses from scenes", render_cli.add_arguments, render_cli.run),
         ("pair", "build spatial positive pairs and pretext labels for a dataset", pair_cli.add_arguments, pair_cli.run),
         ("train", "train MoCo-v2 / ESS-MB / ESS-MW on a dataset with pairs", train_cli.add_arguments, train_cli.run),
+        ("bench", "evaluate a run on room classification and localization (or --compare runs)", bench_cli.add_arguments, bench_cli.run),
+        ("demo", "render, pair, train moco / ess-mb / ess-mw, bench and compare on procedural houses", demo_cmd.add_arguments, demo_cmd.run),
         ("inspect", "summarise a dataset, shard or scene file", inspect_cmd.add_arguments, inspect_cmd.run),
         ("preview", "draw contact sheets and top-down trajectory maps (PNG)", preview_cmd.add_arguments, preview_cmd.run),
     ]

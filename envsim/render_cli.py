@@ -7,7 +7,6 @@ import logging
 import sys
 
 from envsim.cli import UserError, non_negative_int, parse_size, positive_int
-from envsim.dataset import DatasetConfig, load_poses, render_dataset, resolve_sources
 from envsim.navigation import NavConfig
 from envsim.render import LightingConfig, RenderConfig, SemanticMode
 from envsim.scene import UpAxis
@@ -55,8 +54,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def build_config(args: argparse.Namespace) -> DatasetConfig:
-    """The resolved job config from parsed options (raises UserError on bad values)."""
+def build_config(args: argparse.Namespace):
+    """The resolved :class:`~envsim.dataset.DatasetConfig` from parsed options (UserError on bad values)."""
+    from envsim.dataset import DatasetConfig
+
     width, height = args.size
     try:
         return DatasetConfig(
@@ -111,6 +112,8 @@ def apply_recipe(args: argparse.Namespace) -> argparse.Namespace:
 
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
+
+    from envsim.dataset import load_poses, render_dataset, resolve_sources
 
     args = apply_recipe(args)
     config = build_config(args)

@@ -74,7 +74,9 @@ def multi_positive_targets(positive_mask: Tensor) -> Tensor:
         float32 (N, C), rows summing to 1.
     """
     if positive_mask.dtype != torch.bool or positive_mask.ndim != 2:
-        raise ValueError(f"positive_mask must be a bool (N, C) tensor, got {positive_mask.dtype} {tuple(positive_mask.shape)}")
+        raise ValueError(
+            f"positive_mask must be a bool (N, C) tensor, got {positive_mask.dtype} {tuple(positive_mask.shape)}"
+        )
     counts = positive_mask.sum(1, keepdim=True)  # (N, 1)
     _require(counts > 0, "every row of positive_mask needs at least one positive (the own key)")
     return positive_mask.to(torch.float32) / counts.clamp(min=1)  # (N, C)

@@ -101,9 +101,11 @@ class MoCoConfig:
         try:
             object.__setattr__(self, "method", Method(self.method))
         except ValueError:
-            raise ValueError(f"method must be one of {', '.join(x.value for x in Method)}, got {self.method!r}") from None
+            choices = ", ".join(x.value for x in Method)
+            raise ValueError(f"method must be one of {choices}, got {self.method!r}") from None
         if not isinstance(self.similarity, SimilarityConfig):
-            raise ValueError(f"similarity must be a pairing.similarity.SimilarityConfig, got {type(self.similarity).__name__}")
+            got = type(self.similarity).__name__
+            raise ValueError(f"similarity must be a pairing.similarity.SimilarityConfig, got {got}")
 
 
 # --- spatial similarity of poses (torch port of pairing.similarity, batch x queue) -------------------------
@@ -166,15 +168,23 @@ def _other_index(n: int, device: torch.device) -> Tensor:
     return j + (j >= torch.arange(n, device=device).view(n, 1)).long()  # (N, N-1)
 
 
+def _target_dtype(logits: Tensor) -> torch.dtype:
+    """Targets stay at least float32 when the logits are half precision (autocast): weights keep their digits."""
+    return torch.promote_types(logits.dtype, torch.float32)
+
+
 def _pose_meta(meta: dict[str, Any] | None, n: int, device: torch.device, name: str) -> dict[str, Tensor]:
     """Scene (N,) long, position (N, 3) and unit rotation (N, 4) float32 on ``device``; unknown poses if None."""
     if meta is None:
         rotation = torch.zeros(n, 4, device=device)
         rotation[:, 0] = 1
-        return {"scene": torch.full((n,), -1, dtype=torch.long, device=device), "position": torch.zeros(n, 3, device=device), "rotation": rotation}
+        scene = torch.full((n,), -1, dtype=torch.long, device=device)
+        return {"scene": scene, "position": torch.zeros(n, 3, device=device), "rotation": rotation}
     missing = {"scene", "position", "rotation"} - set(meta)
     if missing:
-        raise ValueError(f"{name} lacks {sorted(missing)}; give the scene (N,), position (N, 3) and rotation (N, 4) of every view")
+        raise ValueError(
+            f"{name} lacks {sorted(missing)}; give the scene (N,), position (N, 3) and rotation (N, 4) of every view"
+        )
     out = {
         "scene": torch.as_tensor(meta["scene"], device=device).long(),  # (N,)
         "position": torch.as_tensor(meta["position"], device=device).float(),  # (N, 3)
@@ -194,7 +204,9 @@ class Encoder(nn.Module):
         norm = nn.BatchNorm2d if config.bn_splits == 1 else partial(SplitBatchNorm, num_splits=config.bn_splits)
         self.backbone = build_resnet(config.arch, norm_layer=norm, generator=generator)
         self.head = nn.Sequential(
-            nn.Linear(self.backbone.out_dim, config.mlp_hidden), nn.ReLU(inplace=True), nn.Linear(config.mlp_hidden, config.dim)
+            nn.Linear(self.backbone.out_dim, config.mlp_hidden),
+            nn.ReLU(inplace=True),
+            nn.Linear(config.mlp_hidden, config.dim),
         )
         for layer in (self.head[0], self.head[2]):  # torch's default Linear init, from the given generator
             bound = 1 / math.sqrt(layer.in_features)
@@ -265,7 +277,7 @@ class MoCo(nn.Module):
         logits = torch.cat([l_pos, l_neg], dim=1) / self.config.T  # (N, 1+K)
         keep = torch.cat([valid.new_ones(1), valid])  # (1+K,)
         logits = logits.masked_fill(~keep, MASKED_LOGIT)  # (N, 1+K)
-        targets = torch.zeros_like(logits)  # (N, 1+K)
+        targets = torch.zeros(logits.shape, dtype=_target_dtype(logits), device=logits.device)  # (N, 1+K)
         targets[:, 0] = 1
         return logits, targets
 
@@ -290,7 +302,7 @@ class MoCo(nn.Module):
                 targets = multi_positive_targets(mask)  # (N, N+K)
             else:
                 targets = weighted_targets(torch.cat([own_weight.unsqueeze(1), s], dim=1))  # (N, N+K)
-        return logits, targets.to(logits.dtype)
+        return logits, targets.to(_target_dtype(logits))
 
     def _spatial_similarity(self, query: dict[str, Tensor], key: dict[str, Tensor]) -> Tensor:
         """Similarity of every query pose to every key pose, batch keys then queue: (N, N+K); 0 across scenes."""
@@ -329,13 +341,17 @@ class MoCo(nn.Module):
             sum to 1, column 0 is the own key.
         """
         if im_q.ndim != 4 or im_q.shape != im_k.shape:
-            raise ValueError(f"im_q and im_k must both have shape (N, 3, H, W), got {tuple(im_q.shape)} and {tuple(im_k.shape)}")
+            raise ValueError(
+                f"im_q and im_k must both have shape (N, 3, H, W), got {tuple(im_q.shape)} and {tuple(im_k.shape)}"
+            )
         n, device = im_q.shape[0], im_q.device
         if self.training and n % self.config.bn_splits:
             raise ValueError(f"batch size {n} must be a multiple of bn_splits={self.config.bn_splits}")
         ess = self.config.method is not Method.MOCO
         if ess and (key_meta is None or query_meta is None):
-            raise ValueError(f"method {self.config.method.value} needs key_meta and query_meta (scene, position, rotation)")
+            raise ValueError(
+                f"method {self.config.method.value} needs key_meta and query_meta (scene, position, rotation)"
+            )
         key = _pose_meta(key_meta, n, device, "key_meta")
 
         q = F.normalize(self.encoder_q(im_q), dim=1)  # (N, dim)

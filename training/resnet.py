@@ -166,7 +166,9 @@ class ResNet(nn.Module):
                 elif isinstance(mod, BasicBlock) and mod.bn2.weight is not None:
                     nn.init.zeros_(mod.bn2.weight)
 
-    def _make_layer(self, block: type[BasicBlock] | type[Bottleneck], width: int, blocks: int, stride: int) -> nn.Sequential:
+    def _make_layer(
+        self, block: type[BasicBlock] | type[Bottleneck], width: int, blocks: int, stride: int
+    ) -> nn.Sequential:
         downsample = None
         if stride != 1 or self.inplanes != width * block.expansion:
             downsample = nn.Sequential(

@@ -66,10 +66,12 @@ def accuracy(logits: Tensor, labels: Tensor, topk: Sequence[int] = (1,)) -> list
         One percentage in [0, 100] per k, in the order of ``topk``.
     """
     if logits.ndim != 2 or labels.shape != (logits.shape[0],) or logits.shape[0] == 0:
-        raise ValueError(f"need logits (N, C) and labels (N,) with N >= 1, got {tuple(logits.shape)}, {tuple(labels.shape)}")
+        raise ValueError(
+            f"need logits (N, C) and labels (N,) with N >= 1, got {tuple(logits.shape)}, {tuple(labels.shape)}"
+        )
     maxk = max(topk)
     if min(topk) < 1 or maxk > logits.shape[1]:
-        raise ValueError(f"every k in topk must lie in [1, {logits.shape[1]}] (the number of classes), got {tuple(topk)}")
+        raise ValueError(f"every k in topk must lie in [1, {logits.shape[1]}], got {tuple(topk)}")
     pred = logits.topk(maxk, dim=1).indices  # (N, maxk)
     hit = pred == labels.view(-1, 1)  # (N, maxk)
     return [float(hit[:, :k].any(1).float().mean()) * 100.0 for k in topk]

@@ -194,7 +194,15 @@ def test_crop_resamples_the_drawn_box():
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("size", 0), ("scale", (0.5, 0.2)), ("scale", (0.1, 1.5)), ("jitter", (0.4, 0.4, 0.4, 0.7)), ("gray_p", 1.5), ("blur_sigma", (0, 1)), ("std", (0.2, 0.0, 0.2))],
+    [
+        ("size", 0),
+        ("scale", (0.5, 0.2)),
+        ("scale", (0.1, 1.5)),
+        ("jitter", (0.4, 0.4, 0.4, 0.7)),
+        ("gray_p", 1.5),
+        ("blur_sigma", (0, 1)),
+        ("std", (0.2, 0.0, 0.2)),
+    ],
 )
 def test_config_validates(field, value):
     with pytest.raises(ValueError, match=field):

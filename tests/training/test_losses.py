@@ -80,7 +80,9 @@ def test_ess_mw_reduces_to_ess_mb():
     one[:, 0] = torch.rand(6, generator=g) + 0.1
     only_own = torch.zeros(6, 20, dtype=torch.bool)
     only_own[:, 0] = True
-    torch.testing.assert_close(soft_info_nce(logits, weighted_targets(one)), soft_info_nce(logits, multi_positive_targets(only_own)))
+    torch.testing.assert_close(
+        soft_info_nce(logits, weighted_targets(one)), soft_info_nce(logits, multi_positive_targets(only_own))
+    )
 
 
 def test_weighted_targets_normalise_rows():
@@ -139,7 +141,8 @@ def test_cosine_schedule_hand_values():
     assert cosine_schedule(10, 100, 1.0, warmup=10) == 1.0
     assert math.isclose(cosine_schedule(55, 100, 1.0, warmup=10), 0.5)
     # MoCo's per-epoch rule lr * 0.5 * (1 + cos(pi * epoch / epochs)).
-    assert all(math.isclose(cosine_schedule(e, 200, 0.03), 0.03 * 0.5 * (1 + math.cos(math.pi * e / 200))) for e in range(200))
+    for e in range(200):
+        assert math.isclose(cosine_schedule(e, 200, 0.03), 0.03 * 0.5 * (1 + math.cos(math.pi * e / 200)))
     with pytest.raises(ValueError):
         cosine_schedule(0, 10, 1.0, warmup=11)
     with pytest.raises(ValueError):
@@ -147,7 +150,8 @@ def test_cosine_schedule_hand_values():
 
 
 def test_scaled_lr():
-    assert scaled_lr(0.03, 256) == 0.03 and math.isclose(scaled_lr(0.03, 512), 0.06) and math.isclose(scaled_lr(0.1, 64, reference=128), 0.05)
+    assert scaled_lr(0.03, 256) == 0.03 and math.isclose(scaled_lr(0.03, 512), 0.06)
+    assert math.isclose(scaled_lr(0.1, 64, reference=128), 0.05)
     with pytest.raises(ValueError):
         scaled_lr(0.1, 0)
 

@@ -150,7 +150,9 @@ def test_ess_mb_without_spatial_positives_is_moco():
         torch.testing.assert_close(torch.cat([logits[:, :1], logits[:, N:]], 1), moco_logits)
 
 
-def _slow_targets(model: MoCo, key: dict, query: dict, own_weight: torch.Tensor, queue: dict, filled: int) -> torch.Tensor:
+def _slow_targets(
+    model: MoCo, key: dict, query: dict, own_weight: torch.Tensor, queue: dict, filled: int
+) -> torch.Tensor:
     """ESS targets one pair at a time with pairing.similarity (numpy, float64)."""
     cfg = model.config.similarity
     rows = []
@@ -184,7 +186,7 @@ def test_ess_targets_match_slow_reference(method):
     for seed in range(3):
         key, query = _poses(seed), _poses(seed + 20)
         own = torch.linspace(0.3, 1.0, N)
-        queue = {"scene": model.queue_scene.clone(), "position": model.queue_position.clone(), "rotation": model.queue_rotation.clone()}
+        queue = {name: getattr(model, f"queue_{name}").clone() for name in ("scene", "position", "rotation")}
         filled = int(model.queue_filled)
         logits, targets = _step(model, seed, key, query, own)
         expected = _slow_targets(model, key, query, own, queue, filled)
@@ -201,8 +203,10 @@ def test_torch_similarity_agrees_with_pairing_similarity(falloff):
     rng = np.random.default_rng(0)
     n, m = 40, 60
     pos_a, pos_b = rng.uniform(-1.5, 1.5, (n, 3)), rng.uniform(-1.5, 1.5, (m, 3))
-    rot_a = quat_from_yaw_pitch_roll(rng.uniform(-math.pi, math.pi, n), rng.uniform(-0.5, 0.5, n), rng.uniform(-1, 1, n))
-    rot_b = quat_from_yaw_pitch_roll(rng.uniform(-math.pi, math.pi, m), rng.uniform(-0.5, 0.5, m), rng.uniform(-1, 1, m))
+    rot_a, rot_b = (
+        quat_from_yaw_pitch_roll(rng.uniform(-math.pi, math.pi, c), rng.uniform(-0.5, 0.5, c), rng.uniform(-1, 1, c))
+        for c in (n, m)
+    )
     rot_b[:5] = rot_a[:5]  # identical and nearly identical directions exercise small angles
     rot_b[5:10] = -rot_a[5:10]  # the same rotation, the other quaternion sign
     pairs = np.stack(np.meshgrid(np.arange(n), np.arange(m) + n, indexing="ij"), -1).reshape(-1, 2)

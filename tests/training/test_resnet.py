@@ -27,8 +27,16 @@ def test_structure_and_output(arch, out_dim):
 
 def test_torchvision_layer_names():
     keys = set(build_resnet("resnet18").state_dict()) | set(build_resnet("resnet50").state_dict())
-    for name in ("conv1.weight", "bn1.running_mean", "layer1.0.conv1.weight", "layer2.0.downsample.0.weight",
-                 "layer2.0.downsample.1.running_var", "layer4.1.bn2.weight", "layer4.2.conv3.weight", "layer1.0.downsample.1.weight"):
+    for name in (
+        "conv1.weight",
+        "bn1.running_mean",
+        "layer1.0.conv1.weight",
+        "layer2.0.downsample.0.weight",
+        "layer2.0.downsample.1.running_var",
+        "layer4.1.bn2.weight",
+        "layer4.2.conv3.weight",  # resnet50's Bottleneck
+        "layer1.0.downsample.1.weight",  # resnet50: 64 -> 256 channels in the first block
+    ):
         assert name in keys, name
 
 
