@@ -2,8 +2,8 @@
 
 - **Scenes**: the recipe's ``splits`` (``train`` and ``test`` scene names) when the manifest has them;
   otherwise the last ``max(1, round(0.2 * scenes))`` scenes are held out (none when there is one scene).
-- **Views**: in training scenes, every trajectory whose index is ``HOLDOUT_EVERY - 1`` modulo
-  ``HOLDOUT_EVERY`` is held out. Training uses the remaining views of training scenes; "familiar" views
+- **Views**: every trajectory whose index is ``HOLDOUT_EVERY - 1`` modulo ``HOLDOUT_EVERY`` is held out
+  (in a scene with fewer trajectories than that but at least two, its last trajectory). Training uses the remaining views of training scenes; "familiar" views
   are the held-out trajectories of training scenes; "unfamiliar" views are all views of held-out scenes.
 - Localization queries are held-out trajectories (familiar: against the training views of the scene;
   unfamiliar: against the scene's other trajectories, never seen in training).
@@ -75,7 +75,13 @@ def view_splits(manifest: dict[str, Any], meta: dict[str, np.ndarray]) -> ViewSp
     scene = meta["scene"]
     in_train = np.isin(scene, [names.index(n) for n in train_names])
     in_test = np.isin(scene, [names.index(n) for n in test_names])
-    held = meta["trajectory"] % HOLDOUT_EVERY == HOLDOUT_EVERY - 1
+    trajectory = meta["trajectory"]
+    held = trajectory % HOLDOUT_EVERY == HOLDOUT_EVERY - 1
+    if len(scene):
+        last = np.zeros(int(scene.max()) + 1, np.int64)
+        np.maximum.at(last, scene, trajectory)  # last trajectory index of each scene
+        few = (last >= 1) & (last < HOLDOUT_EVERY - 1)  # scenes with 2..HOLDOUT_EVERY-1 trajectories
+        held |= few[scene] & (trajectory == last[scene])
     return ViewSplits(
         train=in_train & ~held,
         familiar=in_train & held,
