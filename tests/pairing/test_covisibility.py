@@ -8,6 +8,8 @@ import open3d as o3d
 import pytest
 import trimesh
 
+from tests.conftest import room_with_furniture
+
 from envsim.camera import camera_rays, make_intrinsics, pose_matrix, quat_from_yaw_pitch_roll, quat_to_matrix
 from pairing.covisibility import CovisibilityConfig, covisibility, covisibility_pairs
 
@@ -60,20 +62,7 @@ def render_depth(mesh: trimesh.Trimesh, position: np.ndarray, rotation: np.ndarr
 
 def furnished_room() -> trimesh.Trimesh:
     """A closed 6 x 3 x 5 m room (floor at y = 0) with boxes and a sphere inside."""
-    rng = np.random.default_rng(0)
-    room = trimesh.creation.box((6.0, 3.0, 5.0))
-    room.apply_translation([0, 1.5, 0])
-    room.invert()
-    parts = [room]
-    for _ in range(6):
-        ext = rng.uniform(0.2, 1.0, 3)
-        box = trimesh.creation.box(ext)
-        box.apply_translation([rng.uniform(-2.5, 2.5), ext[1] / 2, rng.uniform(-2, 2)])
-        parts.append(box)
-    sphere = trimesh.creation.icosphere(subdivisions=2, radius=0.4)
-    sphere.apply_translation([1.0, 2.2, -1.0])
-    parts.append(sphere)
-    return trimesh.util.concatenate(parts)
+    return room_with_furniture(0)
 
 
 @pytest.fixture(scope="module")

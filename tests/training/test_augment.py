@@ -25,17 +25,6 @@ from training.augment import (
 
 NOTHING = dict(scale=(1.0, 1.0), ratio=(1.0, 1.0), jitter_p=0.0, gray_p=0.0, blur_p=0.0, flip_p=0.0)
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: on a small machine shared with other jobs, OpenMP threads waiting for a busy core
-    made a training step 20x slower (4.5 s instead of 0.17 s on 2 cores)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _images(n=6, size=32, seed=0) -> torch.Tensor:
     return torch.randint(0, 256, (n, 3, size, size), dtype=torch.uint8, generator=torch.Generator().manual_seed(seed))
 

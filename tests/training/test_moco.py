@@ -26,17 +26,6 @@ from training.moco import (
 N = 8
 SMALL = dict(dim=16, mlp_hidden=32, K=32, bn_splits=2)
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: on a small machine shared with other jobs, OpenMP threads waiting for a busy core
-    made a training step 20x slower (4.5 s instead of 0.17 s on 2 cores)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _model(seed: int = 0, **kw) -> MoCo:
     return MoCo(MoCoConfig(**{**SMALL, **kw}), generator=torch.Generator().manual_seed(seed))
 

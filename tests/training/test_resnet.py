@@ -14,17 +14,6 @@ from training.resnet import SplitBatchNorm, build_resnet
 # torchvision's parameter counts (11,689,512 and 25,557,032) less the 1000-class fc layer.
 PARAMS = {"resnet18": 11_689_512 - (512 * 1000 + 1000), "resnet50": 25_557_032 - (2048 * 1000 + 1000)}
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: on a small machine shared with other jobs, OpenMP threads waiting for a busy core
-    made a training step 20x slower (4.5 s instead of 0.17 s on 2 cores)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.mark.parametrize(("arch", "out_dim"), [("resnet18", 512), ("resnet50", 2048)])
 def test_structure_and_output(arch, out_dim):
     net = build_resnet(arch)
