@@ -56,6 +56,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--views", type=int, help="override views per house")
     p.add_argument("--epochs", type=int, help="override training epochs")
     p.add_argument("--seeds", type=int, help="override training seeds per method")
+    p.add_argument("--batch-size", type=int, help="override the training batch (a multiple of 8)")
     p.add_argument("--seed", type=non_negative_int, default=0, help="dataset seed (default 0)")
     p.add_argument("--device", default="auto", help="training/evaluation device (default auto)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -67,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     from envsim.cli import main as ess
 
     cfg = FULL if args.full else QUICK
-    overrides = {k: getattr(args, k) for k in ("houses", "views", "epochs", "seeds") if getattr(args, k) is not None}
+    overrides = {k: getattr(args, k) for k in ("houses", "views", "epochs", "seeds", "batch_size") if getattr(args, k) is not None}
     try:
         cfg = dataclasses.replace(cfg, **overrides)
     except (TypeError, ValueError) as exc:

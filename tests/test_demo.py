@@ -10,7 +10,7 @@ from envsim.cli import main
 @pytest.mark.slow
 def test_demo_toy_size(tmp_path, capsys):
     out = tmp_path / "demo"
-    argv = ["demo", "--out", str(out), "--houses", "2", "--views", "64", "--epochs", "1", "--no-progress", "--device", "cpu"]
+    argv = ["demo", "--out", str(out), "--houses", "2", "--views", "64", "--epochs", "1", "--batch-size", "16", "--no-progress", "--device", "cpu"]
     assert main(argv) == 0
     comparison = json.loads((out / "comparison" / "comparison.json").read_text())
     methods = [row["name"] for row in comparison["rows"]]
