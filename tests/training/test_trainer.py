@@ -76,8 +76,13 @@ def test_run_artifacts_and_errors(data, tmp_path):
         train(data, config=TrainConfig(method="ess-mb", epochs=1, **TINY), out=run)
     with pytest.raises(TrainError, match="other settings"):
         train(data, config=TrainConfig(method="moco", epochs=1, **TINY), out=run, resume=True)
-    with pytest.raises(TrainError, match="ess pair"):
+    with pytest.raises(TrainError, match="ess render"):
         train(tmp_path, config=TrainConfig(epochs=1, **TINY), out=tmp_path / "x")
+    unpaired = tmp_path / "unpaired"
+    render_dataset(resolve_sources(["procedural:1"]), out=unpaired, config=DatasetConfig(
+        render=RenderConfig(width=16, height=16), trajectory=TrajectoryConfig(views=8, views_per_trajectory=4)))
+    with pytest.raises(TrainError, match="ess pair"):
+        train(unpaired, config=TrainConfig(epochs=1, **TINY), out=tmp_path / "y")
 
 
 def test_training_on_the_train_split_only(data, tmp_path):
