@@ -30,6 +30,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default auto)")
     p.add_argument("--checkpoint-every", type=non_negative_int, default=0, help="also checkpoint every N steps (default: epoch ends)")
     p.add_argument("--light-positives", action="store_true", help="moco: use the same pose under another light as the key view")
+    p.add_argument("--crop-min-scale", type=float, default=0.2, help="smallest crop area fraction (default 0.2, MoCo-v2)")
+    p.add_argument("--jitter-strength", type=float, default=1.0, help="multiplier of MoCo-v2's colour jitter (default 1)")
+    p.add_argument("--no-blur", action="store_true", help="no Gaussian blur augmentation")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -49,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
             queue_size=args.queue_size, dim=args.dim, mlp_hidden=args.mlp_hidden, bn_splits=args.bn_splits,
             image_size=args.image_size, workers=args.workers, seed=args.seed, device=args.device,
             checkpoint_every=args.checkpoint_every, light_positives=args.light_positives,
+            crop_min_scale=args.crop_min_scale, jitter_strength=args.jitter_strength, blur=not args.no_blur,
         )
         from envsim.reader import DatasetReader
         from envsim.splits import view_splits

@@ -78,6 +78,9 @@ class TrainConfig:
         light_positives: plain MoCo with the same pose under another light as the key view (datasets
             rendered with ``--light-variants``).
         log_every: steps between log lines.
+        crop_min_scale: smallest random-resized-crop area fraction (MoCo-v2: 0.2).
+        jitter_strength: multiplier of MoCo-v2's colour jitter (0.4, 0.4, 0.4, 0.1).
+        blur: MoCo-v2's Gaussian blur (p = 0.5).
     """
 
     method: Method = Method.MOCO
@@ -100,8 +103,13 @@ class TrainConfig:
     checkpoint_every: int = 0
     light_positives: bool = False
     log_every: int = 10
+    crop_min_scale: float = 0.2
+    jitter_strength: float = 1.0
+    blur: bool = True
 
     def __post_init__(self) -> None:
+        if not 0 < self.crop_min_scale <= 1 or self.jitter_strength < 0:
+            raise ValueError("--crop-min-scale must lie in (0, 1] and --jitter-strength be >= 0")
         object.__setattr__(self, "method", Method(self.method))
         if self.epochs < 1 or self.batch_size < 2:
             raise ValueError("--epochs must be >= 1 and --batch-size >= 2")
@@ -261,7 +269,11 @@ def train(
                                                    "dataset": provenance, "code_version": code_version()}, indent=2) + "\n")
         _truncate_log(out / LOG_NAME, step)
     net = torch.nn.parallel.DistributedDataParallel(model) if distributed else model
-    augment = AugmentConfig(size=config.image_size or dataset.reader.width)
+    j = config.jitter_strength
+    augment = AugmentConfig(
+        size=config.image_size or dataset.reader.width, scale=(config.crop_min_scale, 1.0),
+        jitter=(0.4 * j, 0.4 * j, 0.4 * j, min(0.5, 0.1 * j)), blur_p=0.5 if config.blur else 0.0,
+    )
 
     def checkpoint() -> None:
         if rank == 0:
