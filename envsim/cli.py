@@ -52,6 +52,7 @@ def _subcommands() -> list[tuple[str, str, Callable[[argparse.ArgumentParser], N
     from envsim import inspect as inspect_cmd
     from envsim import preview as preview_cmd
     from envsim import render_cli
+    from envsim import verify as verify_cmd
     from pairing import cli as pair_cli
     from benchmarks import cli as bench_cli
     from benchmarks import demo as demo_cmd
@@ -64,6 +65,7 @@ def _subcommands() -> list[tuple[str, str, Callable[[argparse.ArgumentParser], N
         ("bench", "evaluate a run on room classification and localization (or --compare runs)", bench_cli.add_arguments, bench_cli.run),
         ("demo", "render, pair, train moco / ess-mb / ess-mw, bench and compare on procedural houses", demo_cmd.add_arguments, demo_cmd.run),
         ("inspect", "summarise a dataset, shard or scene file", inspect_cmd.add_arguments, inspect_cmd.run),
+        ("verify", "check every shard of a dataset against its manifest", verify_cmd.add_arguments, verify_cmd.run),
         ("preview", "draw contact sheets and top-down trajectory maps (PNG)", preview_cmd.add_arguments, preview_cmd.run),
     ]
 
