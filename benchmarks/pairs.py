@@ -23,8 +23,6 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
 import math
 import time
@@ -249,28 +247,7 @@ def to_markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.pairs", description=__doc__.split("\n\n")[0])
-    p.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
-    p.add_argument("--views-per-scene", type=int, default=10_000)
-    p.add_argument("--brute-max", type=int, default=10_000, help="largest N for the O(N^2) brute force")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default="benchmarks/results")
-    args = p.parse_args(argv)
-    if min(args.sizes) < 2 or args.views_per_scene < 2:
-        p.error("--sizes and --views-per-scene must be at least 2")
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    report = measure(
-        sizes=sorted(args.sizes), views_per_scene=args.views_per_scene, brute_max=args.brute_max, seed=args.seed
-    )
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "pairs.json").write_text(json.dumps(report, indent=2) + "\n")
-    md = to_markdown(report)
-    (out / "pairs.md").write_text(md)
-    print(md, end="")
-    return 0
-
-
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from benchmarks.perf_cli import pairs_main
+
+    raise SystemExit(pairs_main())

@@ -15,8 +15,6 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
-import json
 import tempfile
 import time
 from pathlib import Path
@@ -141,25 +139,7 @@ def to_markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.render", description=__doc__.split("\n\n")[0])
-    p.add_argument("--views", type=int, default=512)
-    p.add_argument("--sizes", type=int, nargs="+", default=[128, 256])
-    p.add_argument("--batch", type=int, default=32)
-    p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--dense", action="store_true", help="subdivide the house to ~16x the triangles")
-    p.add_argument("--out", default="benchmarks/results")
-    args = p.parse_args(argv)
-    report = measure(views=args.views, sizes=args.sizes, dense=args.dense, batch=args.batch, repeats=args.repeats)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    stem = "cpu_render_dense" if args.dense else "cpu_render"
-    (out / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
-    md = to_markdown(report)
-    (out / f"{stem}.md").write_text(md)
-    print(md, end="")
-    return 0
-
-
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from benchmarks.perf_cli import render_main
+
+    raise SystemExit(render_main())

@@ -49,13 +49,13 @@ def non_negative_int(text: str) -> int:
 
 
 def _subcommands() -> list[tuple[str, str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]]:
-    from envsim import inspect as inspect_cmd
-    from envsim import preview as preview_cmd
+    from envsim import inspect_cli as inspect_cmd
+    from envsim import preview_cli as preview_cmd
     from envsim import render_cli
-    from envsim import verify as verify_cmd
+    from envsim import verify_cli as verify_cmd
     from pairing import cli as pair_cli
     from benchmarks import cli as bench_cli
-    from benchmarks import demo as demo_cmd
+    from benchmarks import demo_cli as demo_cmd
     from training import cli as train_cli
 
     return [

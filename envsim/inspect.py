@@ -1,8 +1,7 @@
-"""``ess inspect PATH``: summarise a dataset folder, a shard, a scene file or a saved navigable grid."""
+"""Summaries of a dataset folder, a shard, a scene file or a saved navigable grid (``ess inspect``)."""
 
 from __future__ import annotations
 
-import argparse
 import json
 from collections import Counter
 from pathlib import Path
@@ -10,14 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from envsim.cli import UserError
 from envsim.shards import MANIFEST_NAME, read_manifest, read_shard
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("path", help="dataset folder, shard-*.h5, scene file (.glb .gltf .ply .obj) or nav/*.npz")
-    p.add_argument("--up", choices=["y", "z"], default="y", help="up axis when PATH is a mesh (default y)")
-    p.add_argument("--json", action="store_true", help="print the summary as JSON")
 
 
 def _size(n_bytes: float) -> str:
@@ -33,7 +25,7 @@ def summarise_dataset(folder: Path) -> dict[str, Any]:
     try:
         manifest = read_manifest(folder)
     except (OSError, ValueError, json.JSONDecodeError) as exc:
-        raise UserError(f"{folder} is not a dataset folder (no readable {MANIFEST_NAME}): {exc}") from exc
+        raise ValueError(f"{folder} is not a dataset folder (no readable {MANIFEST_NAME}): {exc}") from exc
     scenes, rooms = Counter(), Counter()
     shards = manifest.get("shards", [])
     for entry in shards:
@@ -90,12 +82,9 @@ def _pairs_summary(folder: Path) -> dict[str, Any] | None:
 
 
 def summarise_mesh(path: Path, up: str) -> dict[str, Any]:
-    from envsim.scene import SceneError, UpAxis, load_scene
+    from envsim.scene import UpAxis, load_scene
 
-    try:
-        scene = load_scene(path, up=UpAxis(up))
-    except SceneError as exc:
-        raise UserError(str(exc)) from exc
+    scene = load_scene(path, up=UpAxis(up))
     b = scene.bounds
     return {
         "path": str(path),
@@ -147,73 +136,73 @@ def summarise_shard(path: Path) -> dict[str, Any]:
     }
 
 
-def run(args: argparse.Namespace) -> int:
-    path = Path(args.path)
+def summarise(path: str | Path, *, up: str = "y") -> dict[str, Any]:
+    """The summary of whatever ``path`` is (dataset folder, ``.h5`` shard, ``.npz`` grid or mesh file).
+
+    Raises:
+        ValueError: missing path or a kind of file that cannot be inspected.
+        OSError: unreadable file.
+    """
+    path = Path(path)
     if not path.exists():
-        raise UserError(f"not found: {path}")
+        raise ValueError(f"not found: {path}")
     suffix = path.suffix.lower()
-    try:
-        if path.is_dir():
-            summary = summarise_dataset(path)
-        elif suffix == ".h5":
-            summary = summarise_shard(path)
-        elif suffix == ".npz":
-            summary = summarise_nav(path)
-        elif suffix in (".glb", ".gltf", ".ply", ".obj"):
-            summary = summarise_mesh(path, args.up)
-        else:
-            raise UserError(f"cannot inspect {path.name}: give a dataset folder, a shard, a mesh or a nav .npz")
-    except OSError as exc:
-        raise UserError(f"cannot read {path}: {exc}") from exc
-    if args.json:
-        print(json.dumps(summary, indent=2))
-        return 0
-    _print_summary(summary)
-    return 0
+    if path.is_dir():
+        return summarise_dataset(path)
+    if suffix == ".h5":
+        return summarise_shard(path)
+    if suffix == ".npz":
+        return summarise_nav(path)
+    if suffix in (".glb", ".gltf", ".ply", ".obj"):
+        return summarise_mesh(path, up)
+    raise ValueError(f"cannot inspect {path.name}: give a dataset folder, a shard, a mesh or a nav .npz")
 
 
-def _print_summary(s: dict[str, Any]) -> None:
-    print(s["path"])
+def format_summary(s: dict[str, Any]) -> str:
+    """A summary from :func:`summarise` as readable text lines."""
+    out = [s["path"]]
+    add = out.append
     if "planned_views" in s:
         state = "complete" if s["complete"] else f"INCOMPLETE ({s['views']} of {s['planned_views']} views)"
-        print(f"  {s['views']} views in {s['shards']} shard(s), {state}")
-        print(f"  resolution {s['width']}x{s['height']}, hfov {s['hfov_deg']} deg, depth {s['depth_dtype']}, compression {s['compression']}")
+        add(f"  {s['views']} views in {s['shards']} shard(s), {state}")
+        add(f"  resolution {s['width']}x{s['height']}, hfov {s['hfov_deg']} deg, depth {s['depth_dtype']}, compression {s['compression']}")
         k = s["K"]
-        print(f"  K: fx={k[0][0]:.3f} fy={k[1][1]:.3f} cx={k[0][2]:.3f} cy={k[1][2]:.3f}")
-        print(f"  disk: {_size(s['disk_bytes'])} ({_size(s['shard_bytes'])} in shards)")
-        print(f"  seed {s['seed']}, code {s['code_version']}")
-        _table("views per scene", s["per_scene"], s["views"])
-        _table("views per room (camera position)", s["per_room"], s["views"])
+        add(f"  K: fx={k[0][0]:.3f} fy={k[1][1]:.3f} cx={k[0][2]:.3f} cy={k[1][2]:.3f}")
+        add(f"  disk: {_size(s['disk_bytes'])} ({_size(s['shard_bytes'])} in shards)")
+        add(f"  seed {s['seed']}, code {s['code_version']}")
+        out += _table("views per scene", s["per_scene"], s["views"])
+        out += _table("views per room (camera position)", s["per_room"], s["views"])
         if "pairs" in s:
             p = s["pairs"]
             d = p["positives_per_view"]
-            print(f"  pairs.h5: {p['pairs']} pairs, {p['positives']} positive (rule: {p['rule']})")
-            print(f"  positives per view: min {d['min']}, p10 {d['p10']}, median {d['median']}, p90 {d['p90']}, "
-                  f"max {d['max']}, mean {d['mean']}; {p['views_without_positive']} views without one")
+            add(f"  pairs.h5: {p['pairs']} pairs, {p['positives']} positive (rule: {p['rule']})")
+            add(f"  positives per view: min {d['min']}, p10 {d['p10']}, median {d['median']}, p90 {d['p90']}, "
+            f"max {d['max']}, mean {d['mean']}; {p['views_without_positive']} views without one")
             hist = p["histogram"]
             peak = max(hist) if hist else 1
             for k, c in enumerate(hist):
                 label = f"{k}" if k < 20 else "20+"
-                print(f"    {label:>3} {'#' * int(round(40 * c / peak)):<40} {c}")
+                add(f"    {label:>3} {'#' * int(round(40 * c / peak)):<40} {c}")
     elif "samples" in s:
-        print(f"  {s['samples']} samples, {s['width']}x{s['height']}, format {s['format_version']}, {_size(s['disk_bytes'])}")
+        add(f"  {s['samples']} samples, {s['width']}x{s['height']}, format {s['format_version']}, {_size(s['disk_bytes'])}")
         k = s["K"]
-        print(f"  K: fx={k[0][0]:.3f} fy={k[1][1]:.3f} cx={k[0][2]:.3f} cy={k[1][2]:.3f}")
-        print(f"  scenes: {', '.join(s['scenes'])}")
+        add(f"  K: fx={k[0][0]:.3f} fy={k[1][1]:.3f} cx={k[0][2]:.3f} cy={k[1][2]:.3f}")
+        add(f"  scenes: {', '.join(s['scenes'])}")
         for name, desc in s["datasets"].items():
-            print(f"  {name:<11} {desc}")
-        _table("views per room", s["per_room"], s["samples"])
+            add(f"  {name:<11} {desc}")
+        out += _table("views per room", s["per_room"], s["samples"])
     elif "triangles" in s:
-        print(f"  {s['triangles']} triangles, {s['vertices']} vertices, {s['objects']} objects")
-        print(f"  {s['materials']} materials ({s['textured_materials']} textured)")
-        print(f"  bounds {s['bounds_min']} .. {s['bounds_max']} m (Y up)")
-        print(f"  rooms: {', '.join(s['rooms']) if s['rooms'] else 'none (no .rooms.json sidecar)'}")
+        add(f"  {s['triangles']} triangles, {s['vertices']} vertices, {s['objects']} objects")
+        add(f"  {s['materials']} materials ({s['textured_materials']} textured)")
+        add(f"  bounds {s['bounds_min']} .. {s['bounds_max']} m (Y up)")
+        add(f"  rooms: {', '.join(s['rooms']) if s['rooms'] else 'none (no .rooms.json sidecar)'}")
     else:
-        print(f"  navigable area {s['navigable_area_m2']} m^2 in {s['cells']} cells of {s['cell_size']} m (grid {s['grid']})")
+        add(f"  navigable area {s['navigable_area_m2']} m^2 in {s['cells']} cells of {s['cell_size']} m (grid {s['grid']})")
+    return "\n".join(out)
 
 
-def _table(title: str, counts: dict[str, int], total: int) -> None:
-    print(f"  {title}:")
+def _table(title: str, counts: dict[str, int], total: int) -> list[str]:
     width = max((len(k) for k in counts), default=0)
-    for name, count in counts.items():
-        print(f"    {name:<{width}}  {count:>8}  {100.0 * count / max(total, 1):5.1f}%")
+    return [f"  {title}:"] + [
+        f"    {name:<{width}}  {count:>8}  {100.0 * count / max(total, 1):5.1f}%" for name, count in counts.items()
+    ]

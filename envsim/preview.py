@@ -1,4 +1,4 @@
-"""``ess preview DIR``: PNG pictures of a rendered dataset.
+"""PNG pictures of a rendered dataset (``ess preview``).
 
 - ``contact_sheet.png``: a grid of views, RGB above its depth (near = bright, no surface = black);
 - ``map-<scene>.png``: a top-down map of each scene's navigable area with the trajectories drawn on it.
@@ -6,12 +6,10 @@
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
 
-from envsim.cli import UserError, positive_int
 
 # A perceptual sequential colour map (viridis anchors), interpolated to 256 entries.
 _ANCHORS = np.array(
@@ -20,14 +18,6 @@ _ANCHORS = np.array(
 COLORMAP = np.stack(
     [np.interp(np.linspace(0, 1, 256), np.linspace(0, 1, len(_ANCHORS)), _ANCHORS[:, c]) for c in range(3)], axis=1
 ).astype(np.uint8)
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("folder", help="a rendered dataset folder")
-    p.add_argument("--out", help="where to write the PNGs (default FOLDER/preview)")
-    p.add_argument("--count", type=positive_int, default=24, help="views on the contact sheet (default 24)")
-    p.add_argument("--seed", type=int, default=0, help="which views to pick (default 0)")
-    p.add_argument("--pairs", action="store_true", help="also draw example positives and negatives from pairs.h5 (pairs.png)")
 
 
 def colorize_depth(depth: np.ndarray, max_depth: float | None = None) -> np.ndarray:
@@ -110,25 +100,41 @@ def trajectory_map(nav, position: np.ndarray, trajectory: np.ndarray, *, scale: 
     return img
 
 
-def run(args: argparse.Namespace) -> int:
+def write_previews(folder: str | Path, out: str | Path | None = None, *, count: int = 24, seed: int = 0,
+                   pairs: bool = False) -> list[Path]:
+    """Draw the contact sheet, one trajectory map per scene and (with ``pairs``) the pair sheet.
+
+    Args:
+        folder: a rendered dataset folder.
+        out: where to write the PNGs (default ``<folder>/preview``).
+        count: views on the contact sheet.
+        seed: which views to pick.
+        pairs: also draw ``pairs.png`` from ``pairs.h5``.
+
+    Returns:
+        The written files.
+
+    Raises:
+        ValueError: not a dataset folder, no finished shard, or no pairs file when ``pairs``.
+    """
     from envsim.dataset import _safe, load_nav
     from envsim.shards import read_manifest, read_shard
 
-    folder = Path(args.folder)
+    folder = Path(folder)
     try:
         manifest = read_manifest(folder)
     except (OSError, ValueError) as exc:
-        raise UserError(f"{folder} is not a dataset folder: {exc}") from exc
+        raise ValueError(f"{folder} is not a dataset folder: {exc}") from exc
     shards = manifest.get("shards", [])
     if not shards:
-        raise UserError(f"{folder} holds no finished shard yet")
-    out = Path(args.out) if args.out else folder / "preview"
+        raise ValueError(f"{folder} holds no finished shard yet")
+    out = Path(out) if out else folder / "preview"
     out.mkdir(parents=True, exist_ok=True)
     meta = [read_shard(folder / e["file"], images=False) for e in shards]
     scene = np.concatenate([m["scene"] for m in meta])
     total = len(scene)
-    rng = np.random.default_rng(args.seed)
-    pick = np.sort(rng.choice(total, size=min(args.count, total), replace=False))
+    rng = np.random.default_rng(seed)
+    pick = np.sort(rng.choice(total, size=min(count, total), replace=False))
     import h5py
 
     rgb, depth, labels = [], [], []
@@ -155,11 +161,9 @@ def run(args: argparse.Namespace) -> int:
         path = out / f"map-{_safe(name)}.png"
         img.save(path)
         written.append(path)
-    if args.pairs:
-        written.append(pairs_sheet(folder, out / "pairs.png", count=min(args.count, 12), seed=args.seed))
-    for p in written:
-        print(p)
-    return 0
+    if pairs:
+        written.append(pairs_sheet(folder, out / "pairs.png", count=min(count, 12), seed=seed))
+    return written
 
 
 def pairs_sheet(folder: Path, path: Path, *, count: int, seed: int) -> Path:
@@ -171,7 +175,7 @@ def pairs_sheet(folder: Path, path: Path, *, count: int, seed: int) -> Path:
 
     pairs_path = folder / PAIRS_NAME
     if not pairs_path.is_file():
-        raise UserError(f"no {PAIRS_NAME} in {folder}; run `ess pair {folder}` first")
+        raise ValueError(f"no {PAIRS_NAME} in {folder}; run `ess pair {folder}` first")
     data = read_pairs(pairs_path)
     reader = DatasetReader(folder)
     rng = np.random.default_rng(seed)
@@ -180,7 +184,7 @@ def pairs_sheet(folder: Path, path: Path, *, count: int, seed: int) -> Path:
     rows = [("positive", r) for r in rng.choice(pos, size=min(count, len(pos)), replace=False)]
     rows += [("negative", r) for r in rng.choice(neg, size=min(count, len(neg)), replace=False)]
     if not rows:
-        raise UserError(f"{pairs_path} holds no pairs to show")
+        raise ValueError(f"{pairs_path} holds no pairs to show")
     h, w = reader.height, reader.width
     scale = max(1, 128 // max(h, w))
     cw, ch = w * scale, h * scale

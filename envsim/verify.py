@@ -1,4 +1,4 @@
-"""``ess verify DIR``: check every shard of a dataset against its manifest.
+"""Check every shard of a dataset against its manifest (``ess verify``).
 
 Checks, per shard: the file exists and its SHA-256 matches the manifest; the sample count; the schema
 (datasets, dtypes, shapes, attributes); no NaN or infinite depth or pose; depth within [0, max_depth];
@@ -8,14 +8,12 @@ poses are rigid (orthonormal rotation with determinant 1, last row 0 0 0 1) and 
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from envsim.camera import quat_to_matrix
-from envsim.cli import UserError
 from envsim.scene import file_sha256
 from envsim.shards import FORMAT_VERSION, read_manifest
 
@@ -107,21 +105,3 @@ def verify_dataset(folder: str | Path) -> dict[str, list[str]]:
     elif not manifest.get("complete"):
         bad[""] = ["the render job has not finished (rerun its `ess render` command)"]
     return bad
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("folder", help="a dataset folder written by `ess render`")
-
-
-def run(args: argparse.Namespace) -> int:
-    try:
-        bad = verify_dataset(args.folder)
-    except ValueError as exc:
-        raise UserError(str(exc)) from exc
-    if not bad:
-        print(f"{args.folder}: every shard matches the manifest")
-        return 0
-    for name, problems in bad.items():
-        for problem in problems:
-            print(f"{name or args.folder}: {problem}")
-    return 1
