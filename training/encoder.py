@@ -11,11 +11,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from training.augment import IMAGENET_MEAN, IMAGENET_STD  # the normalisation training used
 from training.resnet import build_resnet
 
 ENCODER_NAME = "encoder.pt"
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def load_encoder(run: str | os.PathLike, *, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, dict[str, Any]]:

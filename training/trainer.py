@@ -34,6 +34,7 @@ from pairing.loader import PartnerSampling, SpatialPairs
 from pairing.similarity import Falloff, SimilarityConfig
 from pairing.store import PAIRS_NAME
 from training.augment import AugmentConfig, moco_v2_augment
+from training.encoder import ENCODER_NAME
 from training.losses import soft_info_nce
 from training.moco import Method, MoCo, MoCoConfig
 from training.schedule import cosine_schedule, scaled_lr
@@ -41,7 +42,6 @@ from training.schedule import cosine_schedule, scaled_lr
 log = logging.getLogger(__name__)
 
 CHECKPOINT_NAME = "checkpoint.pt"
-ENCODER_NAME = "encoder.pt"
 LOG_NAME = "log.jsonl"
 CONFIG_NAME = "config.json"
 MAX_QUEUE = 65536
