@@ -13,15 +13,23 @@ from enum import Enum
 import numpy as np
 
 from envsim.camera import Intrinsics, camera_rays, make_intrinsics, quat_to_matrix
-from envsim.raycast import MISS, Open3DRayCaster, RayCaster
+from envsim.raycast import MISS, RayCaster, make_ray_caster
 from envsim.scene import Scene
+
+
+class Backend(str, Enum):
+    """Which ray caster renders (see :func:`envsim.raycast.make_ray_caster`)."""
+
+    OPEN3D = "open3d"  # CPU, Embree through Open3D (the default)
+    MITSUBA = "mitsuba"  # Mitsuba 3 / Dr.Jit: CUDA GPU when one works, else CPU via LLVM (extra "gpu")
+    AUTO = "auto"  # Mitsuba on a working CUDA device, else Open3D
 
 
 class SemanticMode(str, Enum):
     """What the optional per-pixel ``semantic`` image holds (0 always means no surface)."""
 
     NONE = "none"
-    OBJECT = "object"  # object (mesh node) index + 1
+    OBJECT = "object"  # object (mesh node) index + 1; the dataset's instance id + 1 for annotated scans
     ROOM = "room"  # ROOM_NAMES index + 1 of the room the surface belongs to
 
 
@@ -61,6 +69,7 @@ class RenderConfig:
         semantic: which per-pixel ids to produce.
         batch_views: views per ray-casting call.
         lighting: the lighting model.
+        backend: the ray-casting backend.
     """
 
     width: int = 128
@@ -70,8 +79,15 @@ class RenderConfig:
     semantic: SemanticMode = SemanticMode.NONE
     batch_views: int = 32
     lighting: LightingConfig = LightingConfig()
+    backend: Backend = Backend.OPEN3D
 
     def __post_init__(self) -> None:
+        if not isinstance(self.backend, Backend):
+            try:
+                object.__setattr__(self, "backend", Backend(self.backend))
+            except ValueError:
+                choices = ", ".join(b.value for b in Backend)
+                raise ValueError(f"unknown render backend {self.backend!r}; choose one of {choices}") from None
         if self.width < 1 or self.height < 1:
             raise ValueError(f"image size must be positive, got {self.width}x{self.height}")
         if self.width * self.height > 8192 * 8192:
@@ -113,14 +129,16 @@ class Renderer:
     Args:
         scene: the scene, in the Y-up world frame.
         config: render settings.
-        caster: a ray-casting backend over ``scene``'s triangles; Open3D when omitted.
+        caster: a ray-casting backend over ``scene``'s triangles; ``config.backend`` when omitted.
     """
 
     def __init__(self, scene: Scene, config: RenderConfig, caster: RayCaster | None = None):
         self.scene = scene
         self.config = config
         self.intrinsics = config.intrinsics
-        self.caster = caster if caster is not None else Open3DRayCaster(scene.vertices, scene.faces)
+        if caster is None:
+            caster = make_ray_caster(config.backend.value, scene.vertices, scene.faces)
+        self.caster = caster
         self._dirs_cam = camera_rays(self.intrinsics).reshape(-1, 3)  # (HW, 3), z = -1
         self._pack_surfaces()
 
@@ -144,7 +162,8 @@ class Renderer:
         self._face_tex_hw = np.ascontiguousarray(np.asarray(sizes, np.int64)[s.face_material])  # (F, 2)
         self._face_semantic = None
         if self.config.semantic is SemanticMode.OBJECT:
-            self._face_semantic = s.face_object.astype(np.int64) + 1
+            ids = s.face_instance if s.face_instance is not None else s.face_object  # the dataset's ids when it has them
+            self._face_semantic = ids.astype(np.int64) + 1
         elif self.config.semantic is SemanticMode.ROOM:
             labels = np.array([r.index for r in s.rooms] + [-1], dtype=np.int64)
             obj_room = labels[np.where(s.object_room >= 0, s.object_room, len(s.rooms))]
