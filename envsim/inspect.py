@@ -113,6 +113,39 @@ def summarise_nav(path: Path) -> dict[str, Any]:
     }
 
 
+def summarise_navmesh(path: Path) -> dict[str, Any]:
+    from envsim.navmesh import read_navmesh
+
+    nm = read_navmesh(path)
+    n_islands, _ = nm.islands()
+    areas = sorted((float(a) for a in nm.island_areas()), reverse=True)
+    v = nm.vertices
+    return {
+        "path": str(path),
+        "navmesh_polygons": int(nm.n_polygons),
+        "islands": int(n_islands),
+        "navigable_area_m2": round(float(nm.area_m2), 3),
+        "island_areas_m2": [round(a, 3) for a in areas],
+        "bounds_min": np.round(v.min(axis=0), 3).tolist() if len(v) else [],
+        "bounds_max": np.round(v.max(axis=0), 3).tolist() if len(v) else [],
+        "settings": dict(nm.settings),
+    }
+
+
+def summarise_scene_dataset(path: Path) -> dict[str, Any]:
+    from envsim.habitat import read_scene_dataset
+
+    stages = read_scene_dataset(path)
+    return {
+        "path": str(path),
+        "habitat_scenes": [
+            {"name": s.name, "family": s.family, "mesh": s.render_asset, "up": list(s.up), "front": list(s.front),
+             "navmesh": s.navmesh, "semantic_mesh": s.semantic_asset, "descriptor": s.descriptor}
+            for s in stages
+        ],
+    }
+
+
 def summarise_shard(path: Path) -> dict[str, Any]:
     data = read_shard(path, images=False)
     a = data["attrs"]
@@ -147,15 +180,26 @@ def summarise(path: str | Path, *, up: str = "y") -> dict[str, Any]:
     if not path.exists():
         raise ValueError(f"not found: {path}")
     suffix = path.suffix.lower()
+    from envsim.habitat import is_scene_dataset, looks_like_habitat
+
+    if path.is_dir() and not (path / "manifest.json").is_file() and (is_scene_dataset(path) or looks_like_habitat(path)):
+        return summarise_scene_dataset(path)
     if path.is_dir():
         return summarise_dataset(path)
+    if path.name.endswith(".scene_dataset_config.json"):
+        return summarise_scene_dataset(path)
+    if suffix == ".navmesh":
+        return summarise_navmesh(path)
     if suffix == ".h5":
         return summarise_shard(path)
     if suffix == ".npz":
         return summarise_nav(path)
     if suffix in (".glb", ".gltf", ".ply", ".obj"):
         return summarise_mesh(path, up)
-    raise ValueError(f"cannot inspect {path.name}: give a dataset folder, a shard, a mesh or a nav .npz")
+    raise ValueError(
+        f"cannot inspect {path.name}: give a dataset folder, a shard, a mesh, a .navmesh, a scene dataset "
+        "config or a nav .npz"
+    )
 
 
 def format_summary(s: dict[str, Any]) -> str:
@@ -196,6 +240,18 @@ def format_summary(s: dict[str, Any]) -> str:
         add(f"  {s['materials']} materials ({s['textured_materials']} textured)")
         add(f"  bounds {s['bounds_min']} .. {s['bounds_max']} m (Y up)")
         add(f"  rooms: {', '.join(s['rooms']) if s['rooms'] else 'none (no .rooms.json sidecar)'}")
+    elif "navmesh_polygons" in s:
+        add(f"  {s['navmesh_polygons']} polygons, {s['islands']} island(s), navigable area {s['navigable_area_m2']} m^2")
+        add(f"  island areas (m^2): {', '.join(str(a) for a in s['island_areas_m2'][:10])}"
+            + (" ..." if len(s["island_areas_m2"]) > 10 else ""))
+        add(f"  bounds {s['bounds_min']} .. {s['bounds_max']} m (Y up)")
+        if s["settings"]:
+            add("  settings: " + ", ".join(f"{k}={v}" for k, v in s["settings"].items()))
+    elif "habitat_scenes" in s:
+        add(f"  {len(s['habitat_scenes'])} scene(s)")
+        for sc in s["habitat_scenes"]:
+            extras = [k for k in ("navmesh", "semantic_mesh", "descriptor") if sc[k]]
+            add(f"    {sc['name']:<24} {sc['family']:<8} up {sc['up']} front {sc['front']}  + {', '.join(extras) or 'mesh only'}")
     else:
         add(f"  navigable area {s['navigable_area_m2']} m^2 in {s['cells']} cells of {s['cell_size']} m (grid {s['grid']})")
     return "\n".join(out)

@@ -9,7 +9,7 @@ from envsim.cli import UserError
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("path", help="dataset folder, shard-*.h5, scene file (.glb .gltf .ply .obj) or nav/*.npz")
+    p.add_argument("path", help="dataset folder, shard-*.h5, scene file (.glb .gltf .ply .obj), Habitat .navmesh, scene dataset (config or folder) or nav/*.npz")
     p.add_argument("--up", choices=["y", "z"], default="y", help="up axis when PATH is a mesh (default y)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
 

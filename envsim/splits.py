@@ -1,6 +1,7 @@
 """Train / familiar / unfamiliar view splits of a rendered dataset, shared by training and benchmarks.
 
-- **Scenes**: the recipe's ``splits`` (``train`` and ``test`` scene names) when the manifest has them;
+- **Scenes**: the recipe's ``splits`` (``train`` and ``test`` scene names; ``val`` when there is no
+  ``test``, as in the official MP3D/HM3D/Gibson splits) when the manifest has them;
   otherwise the last ``max(1, round(0.2 * scenes))`` scenes are held out (none when there is one scene).
 - **Views**: every trajectory whose index is ``HOLDOUT_EVERY - 1`` modulo ``HOLDOUT_EVERY`` is held out
   (in a scene with fewer trajectories than that but at least two, its last trajectory). Training uses the remaining views of training scenes; "familiar" views
@@ -59,9 +60,10 @@ def view_splits(manifest: dict[str, Any], meta: dict[str, np.ndarray]) -> ViewSp
     """
     names = list(manifest["scene_names"])
     splits = manifest.get("splits") or {}
-    if splits.get("train") or splits.get("test"):
+    held_key = "test" if splits.get("test") else "val"
+    if splits.get("train") or splits.get(held_key):
         train_names = list(splits.get("train", []))
-        test_names = list(splits.get("test", [n for n in names if n not in train_names]))
+        test_names = list(splits.get(held_key, [n for n in names if n not in train_names]))
         unknown = sorted(set(train_names + test_names) - set(names))
         if unknown:
             raise ValueError(f"the recipe's splits name scenes the dataset lacks: {unknown[:5]}")

@@ -36,3 +36,10 @@ def test_recipe_splits():
         view_splits({"scene_names": ["a"], "splits": {"train": ["zz"]}}, _meta([2]))
     with pytest.raises(ValueError, match="share"):
         view_splits({"scene_names": ["a", "b"], "splits": {"train": ["a"], "test": ["a", "b"]}}, _meta([2, 2]))
+
+
+def test_val_split_is_held_out_when_there_is_no_test_split():
+    meta = _meta([5, 5, 5])
+    s = view_splits({"scene_names": ["a", "b", "c"], "splits": {"train": ["a", "c"], "val": ["b"]}}, meta)
+    assert s.test_scenes == ("b",) and s.train_scenes == ("a", "c")
+    assert s.unfamiliar.sum() == 15 and not (s.unfamiliar & s.train).any()
