@@ -535,16 +535,19 @@ def load_stage(stage: Stage, *, labels: dict[str, dict[str, str]] | None = None)
             region_room = ann.read_region_votes(votes, _hm3d_scene_id(stage), table=table)
         else:
             log.warning("%s: no Per_Scene_Region_Votes.csv found above %s; HM3D rooms stay unknown", stage.name, desc.parent)
+    sv = None
     if stage.semantic_asset:
         sem = Path(stage.semantic_asset)
-        if sem.name.endswith(".semantic.glb") and desc is not None and desc.name.endswith(".semantic.txt"):
-            sv, sf, sid = ann.hm3d_face_instances(sem, desc)
-        elif sem.suffix.lower() == ".ply":
-            info = desc if desc is not None and desc.suffix == ".json" and desc.name == "info_semantic.json" else None
-            sv, sf, sid, classes = ann.read_replica_semantic(sem, info)
-            if info is not None:
-                inst_names.update({int(k): str(v) for k, v in classes.items()})
-        else:
+        try:
+            if sem.name.endswith(".semantic.glb") and desc is not None and desc.name.endswith(".semantic.txt"):
+                sv, sf, sid = ann.hm3d_face_instances(sem, desc)
+            elif sem.suffix.lower() == ".ply":
+                info = desc if desc is not None and desc.name == "info_semantic.json" else None
+                sv, sf, sid, classes = ann.read_replica_semantic(sem, info)
+                if info is not None:
+                    inst_names.update({int(k): str(v) for k, v in classes.items()})
+        except ann.AnnotationError as exc:  # the scene still renders; only its instance ids are missing
+            log.warning("%s: semantic mesh not used: %s", stage.name, exc)
             sv = None
         if sv is not None:
             sv = ((np.asarray(sv, np.float64) * scale) @ rot.T).astype(np.float32)
