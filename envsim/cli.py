@@ -2,11 +2,15 @@
 
 Each subcommand's options are declared next to the code it drives; this module only parses, turns
 user mistakes into one-line errors (exit status 2) and owns the terminal (progress bars, summaries).
+What the system refuses (an ``OSError``: a full disk, a read-only or missing folder, permission denied)
+is reported the same way, in one line with exit status 2 (``-v`` adds the traceback); any other exception
+is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import sys
 from collections.abc import Callable, Sequence
@@ -56,6 +60,7 @@ def _subcommands() -> list[tuple[str, str, Callable[[argparse.ArgumentParser], N
     from pairing import cli as pair_cli
     from benchmarks import cli as bench_cli
     from benchmarks import demo_cli as demo_cmd
+    from benchmarks import perf_cli
     from training import cli as train_cli
 
     return [
@@ -63,6 +68,7 @@ def _subcommands() -> list[tuple[str, str, Callable[[argparse.ArgumentParser], N
         ("pair", "build spatial positive pairs and pretext labels for a dataset", pair_cli.add_arguments, pair_cli.run),
         ("train", "train MoCo-v2 / ESS-MB / ESS-MW on a dataset with pairs", train_cli.add_arguments, train_cli.run),
         ("bench", "evaluate a run on room classification and localization (or --compare runs)", bench_cli.add_arguments, bench_cli.run),
+        ("bench-perf", "run the performance suite (ratios to same-run references) and write JSON + Markdown", perf_cli.add_perf_arguments, perf_cli.perf_command),
         ("demo", "render, pair, train moco / ess-mb / ess-mw, bench and compare on procedural houses", demo_cmd.add_arguments, demo_cmd.run),
         ("inspect", "summarise a dataset, shard or scene file", inspect_cmd.add_arguments, inspect_cmd.run),
         ("verify", "check every shard of a dataset against its manifest", verify_cmd.add_arguments, verify_cmd.run),
@@ -104,6 +110,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as exc:
         print(f"ess {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        log.info("traceback of the error below", exc_info=True)
+        print(f"ess {args.command}: error: {os_error_message(exc)}", file=sys.stderr)
+        return 2
+
+
+def os_error_message(exc: OSError) -> str:
+    """One line for an ``OSError``: what the system refused and on which file."""
+    lines = (exc.strerror or str(exc)).strip().splitlines()
+    text = lines[0] if lines else type(exc).__name__
+    names = [str(n) for n in (exc.filename, exc.filename2) if n is not None]
+    if names and not any(n in text for n in names):
+        text = f"{text}: {' -> '.join(names)}"
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT) and "disk full" not in text:
+        text = f"disk full ({text}); free space and rerun"
+    return text
 
 
 if __name__ == "__main__":

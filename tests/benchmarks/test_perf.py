@@ -1,0 +1,153 @@
+"""The performance suite on tiny sizes: report schema, its own invariants, Markdown, README regeneration.
+
+Only the plumbing is tested here: the figures of a tiny run on a shared machine say nothing about speed.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from benchmarks import perf
+from benchmarks.perf_cli import perf_main
+
+TINY = perf.SuiteConfig(
+    render_views=8,
+    render_sizes=(32,),
+    render_batch=8,
+    render_repeats=1,
+    pair_sizes=(300, 1200),
+    pair_views_per_scene=600,
+    pair_brute_max=1200,
+    covisibility_views=48,
+    covisibility_size=32,
+    shard_samples=24,
+    shard_size=32,
+    shard_views=8,
+    shard_repeats=1,
+    loader_houses=1,
+    loader_views=32,
+    loader_size=32,
+    loader_batch=8,
+    loader_repeats=1,
+    train_queue=512,
+    train_cpu_size=32,
+    train_cpu_batch=16,
+    train_cpu_steps=1,
+    train_cpu_warmup=0,
+    train_diagnostics=False,
+    train_threads=1,  # two threads on a shared 2-core machine stall each other
+)
+
+
+@pytest.fixture(scope="module")
+def suite(tmp_path_factory):
+    out = tmp_path_factory.mktemp("perf")
+    report = perf.run_suite(quick=True, out=out, only=None, config=TINY)
+    return out, report
+
+
+def test_every_section_ran_or_says_why(suite):
+    _, report = suite
+    assert list(report["sections"]) == list(perf.SECTIONS)
+    assert perf.failures(report) == []
+    for name, section in report["sections"].items():
+        assert section["status"] in ("ok", "skipped"), name
+        if section["status"] == "skipped":
+            assert section["reason"]
+        else:
+            assert section["figures"], name
+            assert section["seconds"] > 0 and len(section["load_average"]) == 2
+    for name in ("render", "pairs", "shards", "loader", "training"):  # what a CPU-only machine always runs
+        assert report["sections"][name]["status"] == "ok"
+
+
+def test_every_figure_has_a_reference_and_a_ratio(suite):
+    out, report = suite
+    assert json.loads((out / "perf.json").read_text()) == report  # what was returned is what was written
+    figs = perf.figures(report)
+    keys = {"section", "figure", "value", "unit", "reference", "reference_value", "ratio", "target", "pass", "setup"}
+    for f in figs:
+        assert set(f) == keys, f["figure"]
+        assert f["value"] > 0 and f["reference_value"] > 0 and f["ratio"] > 0, f["figure"]
+        assert f["reference"] and f["setup"]
+        assert (f["target"] is None) == (f["pass"] is None), f["figure"]
+    names = " | ".join(f["figure"] for f in figs)
+    for expected in ("CPU render to shards, 32x32", "pair building, 300 views", "pair building scaling exponent",
+                     "covisibility kernel", "shard write (ShardWriter), lzf", "shard read (read_shard), lzf",
+                     "loader, 0 workers", "vs trainer consumption", "MoCo-v2 step, CPU, ours"):
+        assert expected in names
+    shards = next(f for f in figs if f["figure"] == "shard write (ShardWriter), lzf")
+    assert shards["target"] == ">= 0.8" and isinstance(shards["pass"], bool)
+
+
+def test_records_machine_versions_and_scene(suite):
+    _, report = suite
+    assert report["mode"] == "custom" and report["config"]["shard_samples"] == 24
+    assert report["machine"]["cores"] >= 1 and report["machine"]["code_version"]
+    for lib in ("numpy", "torch", "h5py", "HDF5"):
+        assert lib in report["versions"]
+    assert report["sections"]["render"]["scene"]["triangles"] > 1000
+    if report["sections"]["gpu_render"]["status"] == "skipped":
+        reason = report["sections"]["gpu_render"]["reason"]
+        assert "CUDA" in reason or "Mitsuba" in reason or "gpu_render" in reason
+
+
+def test_invariants_hold(suite):
+    _, report = suite
+    s = report["sections"]
+    for row in s["shards"]["report"]["results"]:
+        assert row["bytes_match"]
+        assert row["bytes_read"] == row["bytes_written"] == s["shards"]["report"]["data"]["raw_bytes"]
+    assert s["loader"]["report"]["images_match"]
+    assert {r["workers"] for r in s["loader"]["report"]["results"]} >= {0, 2}
+    assert all(r["brute_matches"] for r in s["pairs"]["report"]["results"])
+    assert s["pairs"]["report"]["covisibility"]["reference_matches"]
+    parity = s["training"]["report"]["cpu"]["parity"]
+    assert parity["max_logit_diff"] < 1e-3 and abs(parity["loss"] - parity["reference_loss"]) < 1e-4
+
+
+def test_markdown_renders(suite):
+    out, report = suite
+    md = (out / "perf.md").read_text()
+    assert md == perf.to_markdown(report)
+    table = perf.summary_table(report).splitlines()
+    assert table[0].startswith("| section | figure | value |")
+    assert len(table) == 2 + len(perf.figures(report))
+    assert all(line.count("|") == 8 for line in table)
+    for name in ("render", "shards", "loader", "training"):
+        assert f"## {name}" in md
+
+
+def test_readme_regeneration_replaces_only_the_block(suite, tmp_path):
+    out, report = suite
+    readme = tmp_path / "README.md"
+    before = "# Title\n\n## Performance\n\nProse before.\n\n"
+    after = "\nProse after.\n\n## Development\n"
+    readme.write_text(f"{before}{perf.README_BEGIN}\nold table\n{perf.README_END}{after}")
+    assert perf_main(["--no-run", "--out", str(out), "--readme", str(readme)]) == 0
+    text = readme.read_text()
+    assert text.startswith(before + perf.README_BEGIN + "\n") and text.endswith(perf.README_END + after)
+    assert "old table" not in text and perf.summary_table(report) in text
+    once = text
+    perf.update_readme(readme, report)  # idempotent
+    assert readme.read_text() == once
+
+
+def test_readme_without_markers_is_refused(suite, tmp_path):
+    _, report = suite
+    readme = tmp_path / "README.md"
+    readme.write_text("# no markers\n")
+    with pytest.raises(ValueError, match="perf:begin"):
+        perf.update_readme(readme, report)
+    assert readme.read_text() == "# no markers\n"
+
+
+def test_bad_input():
+    with pytest.raises(ValueError, match="unknown section"):
+        perf.run_suite(quick=True, out="unused", only=["nope"])
+    with pytest.raises(ValueError, match="multiple of 8"):
+        perf.SuiteConfig(train_cpu_batch=12)
+    with pytest.raises(SystemExit):
+        perf_main(["--only", "nope"])
