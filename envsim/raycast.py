@@ -270,6 +270,79 @@ class MitsubaRayCaster:
             normal=np.ascontiguousarray(np.asarray(normal, dtype=np.float32).T),
         )
 
+    @property
+    def torch_device_type(self) -> str:
+        """Where :meth:`cast_torch` wants its rays: ``"cuda"`` for a ``cuda_*`` variant, else ``"cpu"``."""
+        return "cuda" if self.variant.startswith("cuda_") else "cpu"
+
+    def cast_torch(self, rays):
+        """:meth:`cast` on torch tensors that stay on their device: no host copy on a GPU.
+
+        The rays are handed to Dr.Jit through DLPack without a copy; the hits come back the same way. On a
+        ``cuda_*`` variant Dr.Jit runs on its own CUDA stream: the call first waits for the torch work that
+        produced ``rays`` (the current stream), and the torch work that reads the hits is ordered after the
+        cast by the DLPack stream handshake (torch's current stream waits for Dr.Jit's). The hits are
+        torch-owned copies there, so the torch caching allocator's usual stream rules apply to them.
+
+        Args:
+            rays: float32 torch tensor (N, 6), origin (3) and direction (3, any non-zero length), on
+                :attr:`torch_device_type` (the GPU Dr.Jit uses for ``cuda_*``, the CPU for ``llvm_*``).
+
+        Returns:
+            ``(t, triangle, bary)`` torch tensors on the rays' device: float32 (N,) hit parameter in units of
+            the direction's length (inf on a miss); int32 (N,) hit triangle, -1 on a miss (:data:`MISS` read
+            as int32); float32 (N, 2) barycentric (u, v) as in :class:`RayHits` (0 on a miss). Normals are
+            not returned: the shading looks them up per triangle.
+
+        Raises:
+            ValueError: the rays are not a (N, 6) tensor on this variant's device.
+        """
+        import torch
+
+        dr, m = self._dr, self._m
+        want = self.torch_device_type
+        if not isinstance(rays, torch.Tensor) or rays.device.type != want:
+            raise ValueError(f"cast_torch needs a torch tensor on {want!r} for Mitsuba variant {self.variant!r}")
+        if rays.ndim != 2 or rays.shape[1] != 6:
+            raise ValueError(f"rays must have shape (N, 6), got {tuple(rays.shape)}")
+        n = rays.shape[0]
+        if n == 0:
+            return (torch.zeros(0, dtype=torch.float32, device=rays.device),
+                    torch.zeros(0, dtype=torch.int32, device=rays.device),
+                    torch.zeros((0, 2), dtype=torch.float32, device=rays.device))
+        cuda = rays.device.type == "cuda"
+        cols = rays.to(torch.float32).T.contiguous()  # (6, N): six flat arrays Dr.Jit maps without a copy
+        x = [m.Float(cols[k]) for k in range(6)]  # zero-copy views (Dr.Jit keeps ``cols`` alive while it reads)
+        d = m.Vector3f(x[3], x[4], x[5])
+        length = dr.norm(d)  # as in cast(): unit directions for Mitsuba, t in units of |d|
+        pi = self._scene.ray_intersect_preliminary(m.Ray3f(m.Point3f(x[0], x[1], x[2]), d / length), coherent=True)
+        hit = pi.is_valid()
+        t = dr.select(hit, pi.t / length, dr.inf)
+        triangle = dr.select(hit, m.Int32(pi.prim_index), -1)
+        u = dr.select(hit, pi.prim_uv.x, 0.0)
+        v = dr.select(hit, pi.prim_uv.y, 0.0)
+        if cuda:  # traced so far, nothing run: now Dr.Jit's stream may start reading the rays
+            stream = torch.cuda.current_stream(rays.device)
+            self._release_pending()
+            stream.synchronize()
+        dr.eval(t, triangle, u, v)  # one kernel for all outputs
+        if not cuda:  # LLVM: .torch() synchronises; the tensors share Dr.Jit's (host) memory
+            return t.torch(), triangle.torch(), torch.stack([u.torch(), v.torch()], dim=1)
+        if stream.cuda_stream == 0:  # torch passes the legacy stream as 1, for which DLPack makes no handshake
+            dr.sync_thread()
+        out = t.torch().clone(), triangle.torch().clone(), torch.stack([u.torch(), v.torch()], dim=1)
+        # The copies above are queued, maybe not run: keep Dr.Jit's arrays until they have (next call).
+        done = torch.cuda.Event()
+        done.record(stream)
+        self._pending = (done, (t, triangle, u, v))
+        return out
+
+    def _release_pending(self) -> None:
+        pending = getattr(self, "_pending", None)
+        if pending is not None:
+            pending[0].synchronize()
+            self._pending = None
+
 
 def available_backends() -> list[str]:
     """The ray-casting backends usable here: always ``open3d``; ``mitsuba`` when installed with a working

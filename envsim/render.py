@@ -2,19 +2,25 @@
 lighting, per-pixel semantic ids and the room label of each camera.
 
 Rays are generated for a batch of views at once and cast in one call; every step after the cast is a
-vectorised gather over hits, so there are no per-pixel Python loops.
+vectorised gather over hits, so there are no per-pixel Python loops. The steps around the cast exist twice,
+as fused numba kernels on host arrays (:mod:`envsim.kernels`) and as torch code on any device
+(:mod:`envsim.shade_torch`, the GPU path with Mitsuba), both held against the numpy reference here.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from envsim.camera import Intrinsics, camera_rays, make_intrinsics, quat_to_matrix
 from envsim.raycast import MISS, RayCaster, make_ray_caster
 from envsim.scene import Scene
+
+if TYPE_CHECKING:
+    import torch
 
 
 class Backend(str, Enum):
@@ -126,13 +132,45 @@ class Views:
 class Renderer:
     """Renders RGB-D views of one scene.
 
+    Two implementations of everything around the cast give the same images (``tests/test_shade_torch.py``):
+
+    * the **numba path** (CPU): rays, hits and shading in host memory, fused numba kernels;
+    * the **torch path** (:mod:`envsim.shade_torch`): rays made, cast (Mitsuba's ``cast_torch``) and shaded
+      as torch tensors on ``device``; on a GPU only the finished uint8 RGB, float32 depth and semantic ids
+      are copied to the host, each chunk's copy overlapping the next chunk's work.
+
+    Which one runs is decided here, not in :class:`RenderConfig` (it changes no output beyond float rounding,
+    so datasets keep their config): ``device=None`` picks the torch path on CUDA when the caster is Mitsuba
+    on a CUDA device (``cuda_ad_rgb``) and torch sees that GPU, else the numba path; ``device="cpu"`` or
+    ``"cuda"`` asks for the torch path there (with a caster that cannot cast on that device, rays go through
+    the host for the cast only).
+
     Args:
         scene: the scene, in the Y-up world frame.
         config: render settings.
         caster: a ray-casting backend over ``scene``'s triangles; ``config.backend`` when omitted.
+        device: ``None`` (automatic, see above), ``"cpu"``, ``"cuda"`` or a ``torch.device``.
+        chunk_rays: rays per cast-and-shade step of the torch path (device memory bound; see
+            :class:`envsim.shade_torch.DeviceRenderPath`).
+        compile_shading: run the torch path's shading through ``torch.compile`` (fused kernels: several
+            times less device memory traffic; compiles on first use; see
+            :func:`envsim.shade_torch.compiled_shade`).
+
+    Raises:
+        ValueError: an unknown device, or ``"cuda"`` without a CUDA device that torch can use.
+        ImportError: the torch path asked for without torch installed.
     """
 
-    def __init__(self, scene: Scene, config: RenderConfig, caster: RayCaster | None = None):
+    def __init__(
+        self,
+        scene: Scene,
+        config: RenderConfig,
+        caster: RayCaster | None = None,
+        *,
+        device: str | torch.device | None = None,
+        chunk_rays: int | None = None,
+        compile_shading: bool = False,
+    ):
         self.scene = scene
         self.config = config
         self.intrinsics = config.intrinsics
@@ -141,6 +179,30 @@ class Renderer:
         self.caster = caster
         self._dirs_cam = camera_rays(self.intrinsics).reshape(-1, 3)  # (HW, 3), z = -1
         self._pack_surfaces()
+        self.device_path = None  # the torch path (envsim.shade_torch.DeviceRenderPath), None on the numba path
+        torch_device = _torch_device(device, caster)
+        if torch_device is not None:
+            self.device_path = self._make_device_path(torch_device, chunk_rays, compile_shading)
+
+    @property
+    def device(self) -> torch.device | None:
+        """The ``torch.device`` of the torch path, or None on the numba path."""
+        return None if self.device_path is None else self.device_path.device
+
+    def _make_device_path(self, device, chunk_rays: int | None, compile_shading: bool):
+        from envsim.shade_torch import DEFAULT_CHUNK_RAYS, DeviceRenderPath, face_normals, upload_surfaces
+
+        surfaces = upload_surfaces(
+            face_uv=self._face_uv, face_col=self._face_col, face_factor=self._face_factor,
+            face_tex_offset=self._face_tex_offset, face_tex_hw=self._face_tex_hw, texels=self._texels,
+            face_normal=face_normals(self.scene.vertices, self.scene.faces), face_semantic=self._face_semantic,
+            semantic_dtype=self._semantic_dtype, device=device,
+        )
+        return DeviceRenderPath(
+            surfaces=surfaces, dirs_cam=self._dirs_cam, caster=self.caster, max_depth=self.config.max_depth,
+            semantic_dtype=self._semantic_dtype if self._face_semantic is not None else None,
+            chunk_rays=chunk_rays or DEFAULT_CHUNK_RAYS, compile=compile_shading,
+        )
 
     def _pack_surfaces(self) -> None:
         """Per-face colour inputs and all textures packed into one flat texel array."""
@@ -217,6 +279,8 @@ class Renderer:
         b = position.shape[0]
         h, w = self.intrinsics.height, self.intrinsics.width
         light = self.lights(np.zeros(b, np.int64) if light_seeds is None else np.asarray(light_seeds))
+        if self.device_path is not None:
+            return self._render_device(position, rotation, light)
         rays = self.rays(position, rotation)
         hits = self.caster.cast(rays)
         n = rays.shape[0]
@@ -233,6 +297,19 @@ class Renderer:
             rgb=rgb.reshape(b, h, w, 3),
             depth=depth.reshape(b, h, w),
             semantic=semantic.reshape(b, h, w) if self._face_semantic is not None else None,
+            room=self.scene.room_at(position),
+            light=light,
+        )
+
+    def _render_device(self, position: np.ndarray, rotation: np.ndarray, light: np.ndarray) -> Views:
+        """:meth:`render` on the torch path: only finished pixels come back from the device."""
+        b = position.shape[0]
+        h, w = self.intrinsics.height, self.intrinsics.width
+        rgb, depth, semantic = self.device_path.render(position, rotation, light)
+        return Views(
+            rgb=rgb.reshape(b, h, w, 3),
+            depth=depth.reshape(b, h, w),
+            semantic=None if semantic is None else semantic.reshape(b, h, w),
             room=self.scene.room_at(position),
             light=light,
         )
@@ -314,3 +391,32 @@ class Renderer:
         top = t[offset + ya * tw + xa] * (1 - fx) + t[offset + ya * tw + xb] * fx
         bot = t[offset + yb * tw + xa] * (1 - fx) + t[offset + yb * tw + xb] * fx
         return (top * (1 - fy) + bot * fy).astype(np.float32)
+
+
+def _torch_device(device: str | torch.device | None, caster: RayCaster) -> torch.device | None:
+    """The ``torch.device`` of the torch path for a :class:`Renderer`'s ``device`` argument, or None for the
+    numba path (see :class:`Renderer`)."""
+    if device is None:
+        if not str(getattr(caster, "variant", "")).startswith("cuda_"):
+            return None  # the numba path, without importing torch
+        try:
+            import torch
+        except ImportError:
+            return None  # Mitsuba on CUDA, shading on the CPU: hits come to the host
+        return torch.device("cuda") if torch.cuda.is_available() else None
+    try:
+        import torch
+    except ImportError as e:
+        raise ImportError(f"the torch render path (device={device!r}) needs torch: pip install torch ({e})") from e
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        dev = None
+    if dev is None or dev.type not in ("cpu", "cuda"):
+        raise ValueError(f"unknown render device {device!r}; use None (automatic), 'cpu' or 'cuda'")
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            f"render device {device!r} asked for, but torch sees no CUDA device (torch {torch.__version__}); "
+            "use device='cpu' or install a CUDA build of torch"
+        )
+    return dev
