@@ -1023,6 +1023,9 @@ def _parse_ply_header(path: Path, data: bytes) -> tuple[str, list[_PlyElement], 
             elif toks[0] == "property":
                 if not elements:
                     raise AnnotationError(f"{where}: 'property' before any 'element'")
+                name = toks[4] if toks[1] == "list" else toks[2]
+                if name in {p.name for p in props} or name.startswith("__n_"):
+                    raise AnnotationError(f"{where}: property {name!r} appears twice in element {elements[-1].name!r}")
                 if toks[1] == "list":
                     props.append(_PlyProperty(toks[4], _PLY_TYPES[toks[3]], _PLY_TYPES[toks[2]]))
                 else:

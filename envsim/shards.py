@@ -7,8 +7,10 @@ sample per chunk for random access and written in batches for speed. See DESIGN.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import shutil
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -76,7 +78,10 @@ class ShardWriter:
     """Writes one shard to ``<path>.partial`` and renames it to ``path`` only when complete.
 
     Use it in a ``with`` block: leaving the block by an exception deletes the partial file, so a shard file
-    either exists complete or not at all.
+    either exists complete or not at all. An ``OSError`` while creating, writing or closing the shard (disk
+    full, permission denied, I/O error) deletes the partial file too and is raised as a one-line ``OSError``
+    with the same errno naming the shard (see :func:`write_error`). HDF5 writes through
+    :class:`_GuardedFile`, so a full disk never leaves the HDF5 library half-closed.
 
     Args:
         path: final shard path.
@@ -93,8 +98,21 @@ class ShardWriter:
         self.path = Path(path)
         self.layout = layout
         self._tmp = self.path.with_name(self.path.name + ".partial")
-        self._f = h5py.File(self._tmp, "w", libver="v110", track_order=True)
+        self._f = None
+        self._io: _GuardedFile | None = None
         self._n = 0
+        try:
+            self._io = _GuardedFile(self._tmp)
+            self._f = h5py.File(self._io, "w", libver="v110", track_order=True)
+            self._create(layout, attrs)
+            self._check_io()
+        except BaseException as exc:
+            self.abort()
+            if isinstance(exc, OSError):
+                raise write_error(self.path, exc) from exc
+            raise
+
+    def _create(self, layout: ShardLayout, attrs: dict[str, Any]) -> None:
         n, h, w = layout.samples, layout.height, layout.width
         img = dict(_filter_kwargs(layout.compression), track_times=False)
         small = dict(track_times=False)
@@ -123,6 +141,8 @@ class ShardWriter:
 
     def write(self, **batch: np.ndarray) -> None:
         """Append a batch; every dataset of the shard must be given, all with the same leading size B."""
+        if self._f is None:
+            raise ValueError(f"shard {self.path.name} is closed or was aborted")
         sizes = {k: len(v) for k, v in batch.items()}
         b = next(iter(sizes.values()))
         expected = set(self._f.keys())
@@ -133,6 +153,7 @@ class ShardWriter:
         for key, value in batch.items():
             self._f[key][self._n : self._n + b] = value
         self._n += b
+        self._check_io()
 
     def close(self) -> None:
         """Finish the shard: check it is full, close and rename into place."""
@@ -141,16 +162,43 @@ class ShardWriter:
         if self._n != self.layout.samples:
             self.abort()
             raise ValueError(f"shard {self.path.name} got {self._n} of {self.layout.samples} samples")
-        self._f.close()
+        try:
+            self._f.close()  # HDF5 flushes its caches here: a full disk often shows up only now
+        except BaseException:
+            self.abort()
+            raise
         self._f = None
-        os.replace(self._tmp, self.path)
+        self._check_io()
+        try:
+            self._io.close()
+            os.replace(self._tmp, self.path)
+        except OSError as exc:
+            self.abort()
+            raise write_error(self.path, exc) from exc
+        self._io = None
+
+    def _check_io(self) -> None:
+        """Raise the first I/O error the file met (after dropping the partial file)."""
+        if self._io is not None and self._io.error is not None:
+            error = self._io.error
+            self.abort()
+            raise write_error(self.path, error) from error
 
     def abort(self) -> None:
-        """Drop the partial file."""
-        if self._f is not None:
-            self._f.close()
-            self._f = None
-        self._tmp.unlink(missing_ok=True)
+        """Drop the partial file (safe to call twice, and after a failed write)."""
+        f, self._f = self._f, None
+        io, self._io = self._io, None
+        try:
+            if f is not None:
+                f.close()
+        finally:
+            if io is not None:
+                io.close()
+            try:
+                self._tmp.unlink(missing_ok=True)
+            except OSError:
+                if self._tmp.exists():
+                    raise
 
     def __enter__(self) -> "ShardWriter":
         return self
@@ -160,6 +208,66 @@ class ShardWriter:
             self.close()
         else:
             self.abort()
+
+
+class _GuardedFile:
+    """The shard file as HDF5 sees it (h5py's file-object driver): positioned reads and writes on a file
+    descriptor. The first failed write (a full disk, an I/O error) is kept in ``error`` and the writes after
+    it are dropped, so HDF5 finishes and closes cleanly; the writer then deletes the file and raises the
+    error. Reads past the end return zeros, as HDF5's default (sec2) driver does.
+    """
+
+    def __init__(self, path: Path):
+        self.error: OSError | None = None
+        self._pos = 0
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o666)
+
+    def seek(self, pos: int, whence: int = os.SEEK_SET) -> int:
+        if whence == os.SEEK_END:
+            pos += os.fstat(self._fd).st_size
+        elif whence == os.SEEK_CUR:
+            pos += self._pos
+        self._pos = pos
+        return pos
+
+    def tell(self) -> int:
+        return self._pos
+
+    def read(self, size: int = -1) -> bytes:
+        if size < 0:
+            size = max(0, os.fstat(self._fd).st_size - self._pos)
+        data = os.pread(self._fd, size, self._pos)
+        self._pos += size
+        return data + bytes(size - len(data))
+
+    def write(self, data) -> int:
+        view = memoryview(data).cast("B")
+        if self.error is None:
+            try:
+                done = 0
+                while done < len(view):
+                    done += os.pwrite(self._fd, view[done:], self._pos + done)
+            except OSError as exc:
+                self.error = exc
+        self._pos += len(view)
+        return len(view)
+
+    def truncate(self, size: int | None = None) -> int:
+        size = self._pos if size is None else size
+        if self.error is None:
+            try:
+                os.ftruncate(self._fd, size)
+            except OSError as exc:
+                self.error = exc
+        return size
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        fd, self._fd = self._fd, -1
+        if fd >= 0:
+            os.close(fd)
 
 
 def _attr_value(value: Any) -> Any:
@@ -201,11 +309,45 @@ def _decode_attr(v: Any) -> Any:
 
 
 def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
-    """Write JSON (sorted keys, 2-space indent) to a temporary file and rename it over ``path``."""
+    """Write JSON (sorted keys, 2-space indent) to a temporary file and rename it over ``path``.
+
+    Raises:
+        OSError: one line naming ``path`` (see :func:`write_error`); ``path`` is unchanged and no temporary
+            file is left.
+    """
     path = Path(path)
     tmp = path.with_name(path.name + ".partial")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    text = json.dumps(data, indent=2, sort_keys=True) + "\n"
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except OSError as exc:
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass  # e.g. the folder is not writable: then the temporary file was never created
+        raise write_error(path, exc) from exc
+
+
+def write_error(path: str | os.PathLike, exc: OSError) -> OSError:
+    """A one-line ``OSError`` (same errno, so the same subclass) saying why writing ``path`` failed: for a
+    full disk ``disk full while writing <path>: <N> bytes free`` (counted after the partial file is gone),
+    else ``cannot write <path>: <reason>``.
+    """
+    path = Path(path)
+    code = exc.errno
+    if code in (errno.ENOSPC, errno.EDQUOT):
+        try:
+            free = f"{shutil.disk_usage(path.parent).free:,} bytes free"
+        except OSError:
+            free = "free space unknown"
+        text = f"disk full while writing {path}: {free}"
+    elif code == errno.EFBIG:
+        text = f"file size limit reached while writing {path} (ulimit -f or the file system's largest file)"
+    else:
+        lines = (exc.strerror or str(exc)).strip().splitlines()
+        text = f"cannot write {path}: {lines[0] if lines else type(exc).__name__}"
+    return OSError(code, text) if code is not None else OSError(text)
 
 
 def read_manifest(folder: str | os.PathLike) -> dict[str, Any]:
