@@ -25,6 +25,7 @@ import numpy as np
 
 from envsim.camera import check_unit_quaternions, pose_matrix
 from envsim.navigation import NavConfig, NavGrid, build_navgrid
+from envsim.habitat import Stage, is_scene_dataset, load_stage, looks_like_habitat, read_scene_dataset
 from envsim.procedural import ProceduralConfig, generate_house, write_house
 from envsim.render import RenderConfig, Renderer, SemanticMode
 from envsim.rooms import ROOM_NAMES
@@ -60,12 +61,15 @@ class SceneSource:
         path: mesh file, or '' for a procedural house not generated yet.
         up: the asset's up axis.
         procedural: index of the procedural house, -1 for files.
+        stage: the Habitat stage (frame, navmesh, annotations) when the scene comes from a Habitat
+            scene dataset; ``up`` is then unused.
     """
 
     name: str
     path: str = ""
     up: UpAxis = UpAxis.Y
     procedural: int = -1
+    stage: Stage | None = None
 
 
 @dataclass(frozen=True)
@@ -136,8 +140,10 @@ def resolve_sources(specs: Sequence[str], *, up: UpAxis = UpAxis.Y) -> list[Scen
     """Turn command-line scene arguments into named sources.
 
     Args:
-        specs: mesh files, folders of mesh files (searched recursively), or ``procedural:N``.
-        up: up axis of the mesh files.
+        specs: mesh files, folders of mesh files (searched recursively), Habitat scene datasets (a
+            ``*.scene_dataset_config.json`` or a folder in one of the Habitat download layouts, see
+            :mod:`envsim.habitat`), or ``procedural:N``.
+        up: up axis of the mesh files (Habitat scenes take theirs from the dataset).
 
     Raises:
         DatasetError: a spec names nothing usable.
@@ -152,7 +158,9 @@ def resolve_sources(specs: Sequence[str], *, up: UpAxis = UpAxis.Y) -> list[Scen
             sources += [SceneSource(name=f"house-{i:04d}", procedural=i) for i in range(start, start + int(count))]
             continue
         path = Path(spec)
-        if path.is_dir():
+        if is_scene_dataset(path) or (path.is_dir() and looks_like_habitat(path)):
+            sources += [SceneSource(name=s.name, path=s.render_asset, stage=s) for s in read_scene_dataset(path)]
+        elif path.is_dir():
             files = sorted(p for p in path.rglob("*") if p.suffix.lower() in MESH_SUFFIXES and p.is_file())
             if not files:
                 raise DatasetError(f"folder {spec} holds no mesh files ({', '.join(MESH_SUFFIXES)})")
@@ -248,6 +256,8 @@ def render_dataset(
     poses: PoseList | None = None,
     splits: dict[str, Sequence[str]] | None = None,
     progress: Callable[[int], None] | None = None,
+    executor: Any = None,
+    repair: bool = False,
 ) -> dict[str, Any]:
     """Render a dataset into ``out`` (shards + manifest); resume when ``out`` holds the same job.
 
@@ -257,42 +267,72 @@ def render_dataset(
         out: output folder (created when missing).
         poses: render exactly these poses in every scene instead of walking trajectories.
         splits: optional split name -> scene names (from a recipe), recorded in the manifest.
-        progress: called with the number of views finished after each batch (and once with the number
-            already on disk when resuming).
+        progress: called with the number of views finished after each batch (each shard with worker
+            processes or Ray), and once with the number already on disk when resuming.
+        executor: an :class:`envsim.executor.ExecutorConfig` saying where shards render (worker processes,
+            Ray); None = in this process. The bytes written do not depend on it, on the number of workers
+            or on the order shards finish in.
+        repair: check the shards of the dataset in ``out`` as ``ess verify`` does, delete the bad ones and
+            render only those again.
 
     Returns:
         The final manifest.
 
     Raises:
-        DatasetError: bad input, or ``out`` holds something else; no partial shard is left behind.
+        DatasetError: bad input, ``out`` holds something else, another render is writing into ``out``, or
+            ``repair`` without a dataset in ``out``; no partial shard is left behind.
+        envsim.executor.ExecutorError: Ray is missing or unreachable, or a worker process died.
     """
     out = Path(out)
-    created = _prepare_folder(out)
-    try:
-        return _render(list(sources), config=config, out=out, poses=poses, splits=splits, progress=progress)
-    except BaseException:
-        if created and not any(out.glob("shard-*.h5")):
-            shutil.rmtree(out, ignore_errors=True)  # a failed fresh run leaves nothing behind
-        raise
+    if repair and not (out / MANIFEST_NAME).is_file():
+        raise DatasetError(f"--repair: {out} holds no {MANIFEST_NAME}; there is no dataset to repair (render without --repair)")
+    _prepare_folder(out)  # refuse a folder holding something else before writing into it
+    with _render_lock(out):
+        created = _prepare_folder(out)  # again, now that no other run can write here
+        if created:
+            _clear_job_files(out)  # what a killed fresh run left (no manifest yet): start afresh
+        try:
+            return _render(
+                list(sources), config=config, out=out, poses=poses, splits=splits, progress=progress,
+                executor=executor, repair=repair,
+            )
+        except BaseException:
+            _clear_partials(out)  # the workers are gone; their unfinished files too
+            if created and not any(out.glob("shard-*.h5")):
+                shutil.rmtree(out, ignore_errors=True)  # a failed fresh run leaves nothing behind
+            raise
 
 
 def _prepare_folder(out: Path) -> bool:
+    """Check that ``out`` can take the job and create it; True when it holds no dataset yet (a fresh run).
+
+    A folder without a manifest is accepted when empty, or when it holds only what a killed render
+    leaves before its manifest exists (the lock file, generated scenes, navigation grids, partial files).
+    """
     if out.exists() and not out.is_dir():
         raise DatasetError(f"--out {out} exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()) and not (out / MANIFEST_NAME).is_file():
-        raise DatasetError(f"--out {out} is not empty and holds no {MANIFEST_NAME}; choose a new or empty folder")
-    created = not out.exists() or not any(out.iterdir())
+    fresh = not (out / MANIFEST_NAME).is_file()
+    if fresh and out.is_dir():
+        entries = list(out.iterdir())
+        ours = (out / LOCK_NAME).exists() and all(_is_job_file(p) for p in entries)
+        if entries and not ours:
+            raise DatasetError(f"--out {out} is not empty and holds no {MANIFEST_NAME}; choose a new or empty folder")
     out.mkdir(parents=True, exist_ok=True)
-    return created
+    return fresh
 
 
-def _render(sources, *, config, out, poses, splits, progress) -> dict[str, Any]:
+def _render(sources, *, config, out, poses, splits, progress, executor=None, repair=False) -> dict[str, Any]:
+    import functools
+
+    from envsim.executor import Executor, gpus_per_task, in_process, run_tasks
+
+    _clear_partials(out)  # unfinished files of a killed run (we hold the lock: nobody else writes here)
     scenes_dir = out / "scenes"
     resolved = []
     for src in sources:  # procedural houses go through the same loader as scans: GLB + sidecar
-        if src.procedural >= 0:
+        if src.procedural >= 0:  # generated here, before dispatch: every worker reads the same files
             glb = scenes_dir / f"{src.name}.glb"
-            if not glb.is_file():
+            if not (glb.is_file() and _house_sidecar(glb).is_file()):  # a kill can fall between the two files
                 scenes_dir.mkdir(exist_ok=True)
                 house = generate_house(rng=derive_rng(config.seed, "procedural", src.name), config=config.procedural)
                 write_house(house, glb)
@@ -314,8 +354,12 @@ def _render(sources, *, config, out, poses, splits, progress) -> dict[str, Any]:
     fingerprint = hashlib.sha256(json.dumps(job, sort_keys=True).encode()).hexdigest()
     manifest_path = out / MANIFEST_NAME
     done: dict[str, dict] = {}
+    old = None
     if manifest_path.is_file():
-        old = json.loads(manifest_path.read_text())
+        try:
+            old = json.loads(manifest_path.read_text())
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise DatasetError(f"--out {out}: {MANIFEST_NAME} is unreadable ({exc}); choose another folder") from exc
         if old.get("format") != MANIFEST_FORMAT or old.get("fingerprint") != fingerprint:
             diff = [k for k in ("config", "inputs", "poses_sha256", "splits") if old.get(k) != job[k]]
             raise DatasetError(
@@ -324,10 +368,13 @@ def _render(sources, *, config, out, poses, splits, progress) -> dict[str, Any]:
             )
         if old.get("code_version") != code_version():
             log.warning("resuming a dataset started by code version %s with %s", old.get("code_version"), code_version())
+        if repair:
+            _delete_bad_shards(out)
         for entry in old.get("shards", []):
             path = out / entry["file"]
             if path.is_file() and file_sha256(path) == entry["sha256"]:
                 done[entry["file"]] = entry
+    entries = {k: done[shard_name(k)] for k in range(n_shards) if shard_name(k) in done}
     manifest = {
         "format": MANIFEST_FORMAT,
         "fingerprint": fingerprint,
@@ -340,11 +387,19 @@ def _render(sources, *, config, out, poses, splits, progress) -> dict[str, Any]:
         "scene_names": [s.name for s in resolved],
         "scenes": [dict(inp, views=c) for inp, c in zip(inputs, counts)],
         "total_samples": total,
-        "shards": [],
+        "shards": [entries[k] for k in sorted(entries)],
         "complete": False,
     }
+    missing = [k for k in range(n_shards) if k not in entries]
+    finished = sum(e["samples"] for e in entries.values())
+    if progress is not None and finished:
+        progress(finished)
+    if not missing:  # nothing to render: leave a finished manifest untouched
+        manifest["complete"] = True
+        if old is None or json.loads(json.dumps(manifest)) != old:
+            write_json_atomic(manifest_path, manifest)
+        return manifest
     write_json_atomic(manifest_path, manifest)
-    starts = np.concatenate([[0], np.cumsum(counts)])
     attrs = {
         "K": intr.K,
         "room_names": list(ROOM_NAMES),
@@ -354,22 +409,28 @@ def _render(sources, *, config, out, poses, splits, progress) -> dict[str, Any]:
         "config": json.dumps(job, sort_keys=True),
         "semantic_kind": config.render.semantic.value,
     }
-    current: list[_SceneViews] = []
-    finished = sum(done[shard_name(k)]["samples"] for k in range(n_shards) if shard_name(k) in done)
-    if progress is not None and finished:
-        progress(finished)
-    entries = []
-    for k in range(n_shards):
-        name = shard_name(k)
-        lo, hi = k * config.shard_size, min(total, (k + 1) * config.shard_size)
-        if name in done:
-            entries.append(done[name])
-            continue
-        _write_shard(out / name, lo, hi, starts, resolved, config, poses, attrs, current, out, progress)
-        entries.append({"file": name, "samples": hi - lo, "first_view": lo, "sha256": file_sha256(out / name)})
-        manifest["shards"] = entries
+    shard_job = ShardJob(
+        sources=tuple(resolved), config=config, poses=poses, attrs=attrs, out=str(out),
+        starts=tuple(int(x) for x in np.concatenate([[0], np.cumsum(counts)])), fingerprint=fingerprint,
+    )
+    gpus = gpus_per_task(config.render)
+    if executor is not None and executor.kind is Executor.LOCAL and executor.workers is None:
+        views = [shard_job.shard_views(k) for k in missing]
+        executor = dataclasses.replace(executor, workers=_auto_workers(config, shard_views=views, gpus=gpus))
+    here = in_process(executor, len(missing))
+    if here:  # per-batch progress, and one scene cache across shards
+        task = functools.partial(render_shard, progress=progress, cache=[])
+    else:
+        task = render_shard
+
+    def shard_done(k: int, entry: dict[str, Any]) -> None:  # in any order; the manifest lists shards by index
+        entries[k] = entry
+        manifest["shards"] = [entries[i] for i in sorted(entries)]
         write_json_atomic(manifest_path, manifest)
-    manifest["shards"] = entries
+        if progress is not None and not here:
+            progress(entry["samples"])
+
+    run_tasks(task, shard_job, missing, config=executor, on_done=shard_done, gpus=gpus)
     manifest["complete"] = True
     write_json_atomic(manifest_path, manifest)
     return manifest
@@ -381,13 +442,25 @@ def _input_record(src: SceneSource, out: Path) -> dict[str, Any]:
         shown = str(path.relative_to(out))
     except ValueError:
         shown = str(path)
-    return {
+    record = {
         "name": src.name,
         "source": shown,
         "procedural": src.procedural,
         "up": src.up.value,
         "sha256": file_sha256(path),
     }
+    if src.stage is not None:  # the frame and every annotation file decide the bytes too
+        st = src.stage
+        record["up"] = "stage"
+        record["stage"] = {
+            "family": st.family, "up": list(st.up), "front": list(st.front), "scale": list(st.scale),
+            "files": {
+                role: {"path": f, "sha256": file_sha256(f)}
+                for role, f in (("semantic_asset", st.semantic_asset), ("navmesh", st.navmesh), ("descriptor", st.descriptor))
+                if f
+            },
+        }
+    return record
 
 
 def _write_shard(path, lo, hi, starts, sources, config, poses, attrs, current, out, progress) -> None:
@@ -449,7 +522,7 @@ def _scene_views(index, src, config, poses, current, out) -> _SceneViews:
     if current and current[0].index == index:
         return current[0]
     current.clear()
-    scene = load_scene(src.path, up=src.up, name=src.name)
+    scene = load_stage(src.stage) if src.stage is not None else load_scene(src.path, up=src.up, name=src.name)
     log.info("scene %s: %d triangles, %d rooms", scene.name, scene.n_triangles, len(scene.rooms))
     if poses is not None:
         position, rotation = poses.position, poses.rotation
@@ -457,7 +530,12 @@ def _scene_views(index, src, config, poses, current, out) -> _SceneViews:
         step = np.arange(len(position), dtype=np.int32)
     else:
         try:
-            nav = build_navgrid(scene.vertices, scene.faces, config=config.navigation)
+            if src.stage is not None and src.stage.navmesh:  # the dataset's own navmesh, as Habitat uses it
+                from envsim.navmesh import navmesh_to_grid, read_navmesh
+
+                nav = navmesh_to_grid(read_navmesh(src.stage.navmesh), cell_size=config.navigation.cell_size)
+            else:
+                nav = build_navgrid(scene.vertices, scene.faces, config=config.navigation)
         except ValueError as exc:
             raise DatasetError(f"scene {scene.name}: {exc}") from exc
         nav_dir = out / "nav"
@@ -509,3 +587,201 @@ __all__ = [
     "render_dataset",
     "resolve_sources",
 ]
+
+
+# ------------------------------------------------------------------------ shards as tasks, and the lock
+
+LOCK_NAME = ".ess-render.lock"
+_PARTIAL_GLOBS = ("shard-*.h5.partial", MANIFEST_NAME + ".partial", "nav/*.tmp", "scenes/.*.partial")
+
+
+@dataclass(frozen=True)
+class ShardJob:
+    """What a worker needs to render any shard of a dataset (small: pickled with every task).
+
+    Attributes:
+        sources: the scenes in order, each with its file (procedural houses already generated).
+        config: the job's settings.
+        poses: the ``--poses`` list, or None to walk trajectories.
+        attrs: file attributes of every shard (``first_view`` is added per shard).
+        out: the output folder; with Ray, on a filesystem every node sees at the same path.
+        starts: (S + 1,) first global view of each scene, then the total number of views.
+        fingerprint: the manifest's job fingerprint (keys a worker's scene cache).
+    """
+
+    sources: tuple[SceneSource, ...]
+    config: DatasetConfig
+    poses: PoseList | None
+    attrs: dict[str, Any]
+    out: str
+    starts: tuple[int, ...]
+    fingerprint: str
+
+    def shard_views(self, k: int) -> tuple[int, int]:
+        """Global views [lo, hi) of shard ``k``: fixed by the inputs, whoever renders it."""
+        size = self.config.shard_size
+        return k * size, min(self.starts[-1], (k + 1) * size)
+
+
+def render_shard(
+    job: ShardJob, k: int, *, progress: Callable[[int], None] | None = None, cache: list | None = None
+) -> dict[str, Any]:
+    """Render shard ``k`` of ``job`` into ``job.out`` (written under a temporary name, renamed when whole).
+
+    Args:
+        job: the job.
+        k: shard index.
+        progress: called with the number of views finished after each batch.
+        cache: the loaded scene carried from one shard to the next; None = this process's own cache.
+
+    Returns:
+        The shard's manifest entry: file, samples, first_view, sha256.
+    """
+    lo, hi = job.shard_views(k)
+    out = Path(job.out)
+    name = shard_name(k)
+    if cache is None:
+        cache = _process_cache(job.fingerprint)
+    _write_shard(out / name, lo, hi, job.starts, list(job.sources), job.config, job.poses, job.attrs, cache, out, progress)
+    return {"file": name, "samples": hi - lo, "first_view": lo, "sha256": file_sha256(out / name)}
+
+
+_WORKER_SCENE: dict[str, list] = {}  # per worker process: job fingerprint -> the last scene it loaded
+
+
+def _process_cache(fingerprint: str) -> list:
+    if fingerprint not in _WORKER_SCENE:
+        _WORKER_SCENE.clear()  # one job at a time: drop another job's scene
+        _WORKER_SCENE[fingerprint] = []
+    return _WORKER_SCENE[fingerprint]
+
+
+class _render_lock:  # noqa: N801 - used like a function: ``with _render_lock(out):``
+    """Hold ``out/.ess-render.lock`` (``flock``, released by the OS however the process ends) for a job.
+
+    The file says which process holds it; a finished job removes it.
+
+    Raises:
+        DatasetError: another process holds it.
+    """
+
+    def __init__(self, out: Path):
+        self.out = out
+        self.path = out / LOCK_NAME
+        self.fd: int | None = None
+
+    def __enter__(self) -> "_render_lock":
+        import fcntl
+        import os
+        import socket
+
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                try:
+                    holder = json.loads(os.read(fd, 4096) or b"{}")
+                    who = f"pid {holder['pid']} on {holder['host']}"
+                except (ValueError, KeyError, TypeError):
+                    who = "starting up"
+                os.close(fd)
+                raise DatasetError(
+                    f"another ess render ({who}) is writing into {self.out}; wait for it or choose another --out"
+                ) from None
+            except OSError as exc:  # a filesystem without locks (some NFS mounts): run unguarded, say so
+                log.warning("cannot lock %s (%s); make sure no other ess render writes into %s", self.path, exc, self.out)
+                break
+            if _same_file(fd, self.path):
+                break
+            os.close(fd)  # a run that just finished removed the file we locked: lock the new one
+        self.fd = fd
+        os.ftruncate(fd, 0)
+        os.write(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname()}).encode())
+        return self
+
+    def __exit__(self, *exc) -> None:
+        import os
+
+        if self.fd is None:
+            return
+        try:
+            if _same_file(self.fd, self.path):
+                self.path.unlink(missing_ok=True)  # a finished dataset holds no lock file
+        finally:
+            os.close(self.fd)
+            self.fd = None
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    import os
+
+    try:
+        a, b = os.fstat(fd), os.stat(path)
+    except FileNotFoundError:
+        return False
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
+def _is_job_file(p: Path) -> bool:
+    """Whether a folder entry is one a render job writes before its manifest exists."""
+    return p.name in (LOCK_NAME, "scenes", "nav", MANIFEST_NAME + ".partial") or (
+        p.name.startswith("shard-") and p.name.endswith(".h5.partial")
+    )
+
+
+def _clear_job_files(out: Path) -> None:
+    """Remove what a render killed before writing its manifest left in ``out`` (not the lock)."""
+    for p in out.iterdir():
+        if p.name == LOCK_NAME or not _is_job_file(p):
+            continue
+        if p.is_dir():
+            shutil.rmtree(p)
+        else:
+            p.unlink(missing_ok=True)
+
+
+def _clear_partials(out: Path) -> None:
+    """Remove unfinished files (of a killed run, or of workers just stopped)."""
+    for pattern in _PARTIAL_GLOBS:
+        for p in out.glob(pattern):
+            p.unlink(missing_ok=True)
+
+
+# Starting a worker process costs seconds (importing Open3D, loading and walking a scene), and one process
+# already keeps every core busy while ray casting: give each worker at least this many rays to cast.
+RAYS_PER_WORKER = 50_000_000
+
+
+def _auto_workers(config: DatasetConfig, *, shard_views: list[tuple[int, int]], gpus: float) -> int:
+    """Local worker processes when none are asked for: one per core, at most one per missing shard and per
+    ``RAYS_PER_WORKER`` rays to cast, and one (this process) for a GPU backend."""
+    import os
+
+    if gpus:
+        return 1
+    rays = sum(hi - lo for lo, hi in shard_views) * config.render.width * config.render.height
+    return max(1, min(os.cpu_count() or 1, len(shard_views), rays // RAYS_PER_WORKER))
+
+
+def _house_sidecar(glb: Path) -> Path:
+    from envsim.rooms import SIDECAR_SUFFIX
+
+    return glb.with_name(glb.stem + SIDECAR_SUFFIX)
+
+
+def _delete_bad_shards(out: Path) -> dict[str, list[str]]:
+    """Delete the shards of ``out`` that ``ess verify`` finds bad (they render again); bad file -> problems."""
+    from envsim.verify import verify_dataset
+
+    try:
+        bad = {name: problems for name, problems in verify_dataset(out).items() if name}
+    except ValueError as exc:
+        raise DatasetError(f"--repair: {exc}") from exc
+    for name, problems in sorted(bad.items()):
+        log.warning("repair: %s: %s; rendering it again", name, "; ".join(problems))
+        if Path(name).name == name:
+            (out / name).unlink(missing_ok=True)
+    if not bad:
+        log.info("repair: every finished shard passed verification")
+    return bad

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
 
 from envsim.cli import UserError, non_negative_int, parse_size, positive_int
 from envsim.navigation import NavConfig
@@ -20,9 +21,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "scenes", nargs="+", metavar="SCENE",
         help="mesh file (.glb .gltf .ply .obj, with an optional <stem>.rooms.json sidecar), a folder of them, "
-        "or procedural:N for N built-in procedural houses",
+        "a Habitat scene dataset (*.scene_dataset_config.json or a folder laid out like MP3D/HM3D/Gibson/Replica), "
+        "a data_manifests/*.toml recipe, or procedural:N for N built-in procedural houses",
     )
     p.add_argument("--root", help="dataset root that a recipe's relative scene paths start from (default: the recipe's folder)")
+    p.add_argument("--split", help="render only this split of the recipe (e.g. train, val)")
+    p.add_argument("--only", action="append", metavar="PATTERN", help="render only scenes whose name matches this shell pattern (repeatable)")
     p.add_argument("--out", required=True, help="output folder (created; rerun to resume an interrupted job)")
     p.add_argument("--views", type=positive_int, default=200, help="views per scene (default 200)")
     p.add_argument("--size", type=parse_size, default=(128, 128), metavar="WxH", help="image size (default 128x128)")
@@ -51,7 +55,42 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--depth-dtype", choices=["float32", "float16"], default="float32", help="depth storage (default float32)")
     g.add_argument("--compression", choices=[c.value for c in Compression], default="lzf", help="image compression (default lzf; lz4 needs hdf5plugin to read)")
     g.add_argument("--batch", type=positive_int, default=32, help="views per ray-casting call (default 32)")
+    from envsim.render import Backend
+
+    g.add_argument(
+        "--backend", choices=[b.value for b in Backend], default=Backend.OPEN3D.value,
+        help="ray casting: open3d (CPU, Embree; default), mitsuba (Mitsuba 3: a CUDA GPU when one works, with "
+        "shading on the GPU too, else the CPU through LLVM; pip install 'ess-toolkit[gpu]'), auto (mitsuba on a "
+        "working CUDA GPU, else open3d). On a GPU use a large --batch, e.g. 1024",
+    )
+    g = p.add_argument_group("execution (the output is the same bytes whatever is chosen here)")
+    g.add_argument(
+        "--executor", choices=["local", "ray"], default="local",
+        help="local: worker processes on this machine (default); ray: one task per shard on a Ray cluster "
+        "(pip install 'ess-toolkit[ray]'; --out must be on a filesystem every node sees at the same path)",
+    )
+    g.add_argument(
+        "--workers", type=positive_int,
+        help="local: worker processes (default: one per core when the job is large enough to pay for starting "
+        "them, about 50 million rays each, and at most one per shard to render; 1 = render in this process); "
+        "ray: CPUs of the local Ray instance started when no --address is given",
+    )
+    g.add_argument("--address", help="Ray cluster to attach to (ray://HEAD:10001, auto, HOST:6379); default: RAY_ADDRESS or a local Ray instance")
+    g.add_argument(
+        "--repair", action="store_true",
+        help="check the dataset already in --out as `ess verify` does, delete its bad shards and render only those again",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def build_executor(args: argparse.Namespace):
+    """The :class:`~envsim.executor.ExecutorConfig` from parsed options (UserError on bad values)."""
+    from envsim.executor import make_executor_config
+
+    try:
+        return make_executor_config(kind=args.executor, workers=args.workers, address=args.address)
+    except ValueError as exc:
+        raise UserError(str(exc)) from exc
 
 
 def build_config(args: argparse.Namespace):
@@ -67,7 +106,7 @@ def build_config(args: argparse.Namespace):
             compression=Compression(args.compression),
             render=RenderConfig(
                 width=width, height=height, hfov_deg=args.hfov, max_depth=args.max_depth,
-                semantic=SemanticMode(args.semantic), batch_views=args.batch,
+                semantic=SemanticMode(args.semantic), batch_views=args.batch, backend=args.backend,
                 lighting=LightingConfig(jitter=args.light_jitter or args.light_variants > 1),
             ),
             light_variants=args.light_variants,
@@ -107,7 +146,34 @@ def apply_recipe(args: argparse.Namespace) -> argparse.Namespace:
     new.scenes = list(recipe.scenes)
     new.recipe = recipe.path
     new.splits = recipe.splits
+    new.recipe_root = args.root or str(Path(recipe.path).parent)
     return new
+
+
+def select_scenes(sources: list, args: argparse.Namespace) -> tuple[list, dict[str, tuple[str, ...]]]:
+    """Apply ``--only`` and ``--split`` to the resolved scenes; the recipe's splits as concrete names."""
+    import fnmatch
+
+    from envsim.recipe import RecipeError, resolve_splits
+
+    spec = getattr(args, "splits", None) or {}
+    try:
+        splits = resolve_splits(spec, [s.name for s in sources], [s.path for s in sources],
+                                root=getattr(args, "recipe_root", None))
+    except RecipeError as exc:
+        raise UserError(str(exc)) from exc
+    if args.split:
+        if args.split not in splits:
+            raise UserError(f"--split {args.split}: the recipe defines {sorted(splits) or 'no splits'}")
+        keep = set(splits[args.split])
+        sources = [s for s in sources if s.name in keep]
+    if args.only:
+        sources = [s for s in sources if any(fnmatch.fnmatchcase(s.name, p) for p in args.only)]
+    if not sources:
+        raise UserError("no scene left after --split/--only; `ess inspect` on the dataset lists scene names")
+    names = {s.name for s in sources}
+    splits = {k: tuple(n for n in v if n in names) for k, v in splits.items()}
+    return sources, {k: v for k, v in splits.items() if v}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -117,23 +183,21 @@ def run(args: argparse.Namespace) -> int:
 
     args = apply_recipe(args)
     config = build_config(args)
+    executor = build_executor(args)
     try:
-        sources = resolve_sources(args.scenes, up=UpAxis(args.up))
+        sources, splits = select_scenes(resolve_sources(args.scenes, up=UpAxis(args.up)), args)
         poses = load_poses(args.poses) if args.poses else None
         total = len(sources) * (len(poses.position) if poses is not None else config.trajectory.views) * config.light_variants
         with tqdm(total=total, unit="view", desc="render", disable=args.no_progress, file=sys.stderr) as bar:
             manifest = render_dataset(
-                sources, config=config, out=args.out, poses=poses, splits=getattr(args, "splits", None), progress=bar.update
+                sources, config=config, out=args.out, poses=poses, splits=splits, progress=bar.update,
+                executor=executor, repair=args.repair,
             )
-    except PermissionError as exc:
-        raise UserError(f"cannot write to {exc.filename or args.out}: permission denied") from exc
-    except OSError as exc:
-        if exc.errno == 28:
-            raise UserError(f"disk full while writing {args.out}; free space and rerun to resume") from exc
-        raise
     except ValueError as exc:
         log.debug("render failed", exc_info=True)
         raise UserError(str(exc)) from exc
+    except ImportError as exc:  # an optional extra (--backend mitsuba, --executor ray) is not installed
+        raise UserError(str(exc).splitlines()[0]) from exc
     print(
         f"{manifest['total_samples']} views of {len(manifest['scene_names'])} scene(s) in "
         f"{len(manifest['shards'])} shard(s) at {args.out}"
