@@ -128,5 +128,7 @@ def os_error_message(exc: OSError) -> str:
     return text
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # `python -m envsim.cli`: run the imported module so UserError is one class
+    from envsim.cli import main as _main
+
+    sys.exit(_main())
