@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.machine import machine_info
+from benchmarks.render import _best
 
 TARGET_VIEWS_PER_S = 20_000
 """DESIGN.md: GPU rendering (H100), RGB-D 128x128, >1M triangles."""
@@ -91,13 +92,6 @@ def _poses(plain: Path, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return walk(load_scene(plain), n, seed)
 
 
-def _best(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
 
 
 def sequential_write(folder: Path, nbytes: int, *, fsync: bool = True) -> float:

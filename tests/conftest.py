@@ -48,3 +48,25 @@ def room_with_furniture(seed: int = 0) -> trimesh.Trimesh:
 @pytest.fixture
 def furnished_room() -> trimesh.Trimesh:
     return room_with_furniture(0)
+
+
+@pytest.fixture(scope="module")
+def walked_house(tmp_path_factory):
+    """A furnished, textured procedural house and 12 camera poses walked through it (pitch jitter shows
+    floors and ceilings): (scene, position (12, 3), rotation (12, 4))."""
+    from envsim.navigation import build_navgrid
+    from envsim.procedural import ProceduralConfig, generate_house, write_house
+    from envsim.scene import load_scene
+    from envsim.trajectory import TrajectoryConfig, sample_trajectories
+
+    glb, _ = write_house(
+        generate_house(rng=np.random.default_rng(1), config=ProceduralConfig(texture_size=64)),
+        tmp_path_factory.mktemp("house") / "house.glb",
+    )
+    scene = load_scene(glb)
+    nav = build_navgrid(scene.vertices, scene.faces)
+    traj = sample_trajectories(
+        nav, config=TrajectoryConfig(views=12, views_per_trajectory=3, pitch_jitter_deg=15.0),
+        rng=np.random.default_rng(0),
+    )
+    return scene, traj.position, traj.rotation

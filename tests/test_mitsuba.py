@@ -13,12 +13,8 @@ import sys
 import numpy as np
 import pytest
 
-from envsim.navigation import build_navgrid
-from envsim.procedural import ProceduralConfig, generate_house, write_house
 from envsim.raycast import MISS, MitsubaRayCaster, Open3DRayCaster, RayHits, available_backends, make_ray_caster
 from envsim.render import Backend, RenderConfig, Renderer, SemanticMode
-from envsim.scene import load_scene
-from envsim.trajectory import TrajectoryConfig, sample_trajectories
 
 
 def _variants() -> list[str]:
@@ -37,19 +33,8 @@ def interior(hits: RayHits, eps: float = 1e-3) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def house(tmp_path_factory):
-    """A furnished procedural house and 12 camera poses walked through it (pitch jitter shows floors/ceilings)."""
-    glb, _ = write_house(
-        generate_house(rng=np.random.default_rng(1), config=ProceduralConfig(texture_size=64)),
-        tmp_path_factory.mktemp("house") / "house.glb",
-    )
-    scene = load_scene(glb)
-    nav = build_navgrid(scene.vertices, scene.faces)
-    traj = sample_trajectories(
-        nav, config=TrajectoryConfig(views=12, views_per_trajectory=3, pitch_jitter_deg=15.0),
-        rng=np.random.default_rng(0),
-    )
-    return scene, traj.position, traj.rotation
+def house(walked_house):
+    return walked_house
 
 
 # ------------------------------------------------------------------------------------ cast parity, real rays

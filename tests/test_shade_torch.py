@@ -15,13 +15,10 @@ import trimesh
 
 from envsim.camera import quat_from_yaw_pitch_roll
 from envsim.kernels import shade_hits
-from envsim.navigation import build_navgrid
-from envsim.procedural import ProceduralConfig, generate_house, write_house
 from envsim.raycast import MISS, MitsubaRayCaster, Open3DRayCaster, mitsuba_variant
 from envsim.render import Backend, LightingConfig, RenderConfig, Renderer, SemanticMode
-from envsim.scene import Material, Scene, load_scene
+from envsim.scene import Material, Scene
 from envsim.shade_torch import face_normals, shade
-from envsim.trajectory import TrajectoryConfig, sample_trajectories
 from tests.conftest import room_with_furniture, scene_from_trimesh
 
 DEVICES = [
@@ -43,19 +40,8 @@ def interior(triangle: np.ndarray, bary: np.ndarray, eps: float = 1e-3) -> np.nd
 
 
 @pytest.fixture(scope="module")
-def house(tmp_path_factory):
-    """A furnished, textured procedural house and 12 poses walked through it (pitch jitter: floors, ceilings)."""
-    glb, _ = write_house(
-        generate_house(rng=np.random.default_rng(1), config=ProceduralConfig(texture_size=64)),
-        tmp_path_factory.mktemp("house") / "house.glb",
-    )
-    scene = load_scene(glb)
-    nav = build_navgrid(scene.vertices, scene.faces)
-    traj = sample_trajectories(
-        nav, config=TrajectoryConfig(views=12, views_per_trajectory=3, pitch_jitter_deg=15.0),
-        rng=np.random.default_rng(0),
-    )
-    return scene, traj.position, traj.rotation
+def house(walked_house):
+    return walked_house
 
 
 def wrapped_quad_scene() -> Scene:
