@@ -3,6 +3,11 @@
 One file per shard (``shard-00000.h5``, ...) plus ``manifest.json`` listing every shard with its sample
 count and SHA-256, the resolved config, the seed and the code version. Image datasets are chunked one
 sample per chunk for random access and written in batches for speed. See DESIGN.md for the schema.
+
+With ``lzf`` (the default) the writer compresses the image chunks itself (:mod:`envsim.lzf`, all cores) and
+hands them to HDF5 as they are (``write_direct_chunk``): h5py's own LZF filter leaves its hash table
+uninitialised, so its bytes could depend on what the process compressed before. The datasets keep h5py's
+``shuffle`` + ``lzf`` pipeline, so plain h5py reads the files as before.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ class Compression(str, Enum):
 
     ``lzf`` (default) and ``gzip`` ship with h5py, so shards stay readable with h5py alone; ``lz4`` (Blosc
     LZ4 with byte shuffle, via hdf5plugin) is ~3x faster to write, and readers must ``import hdf5plugin``.
+    All three give the same bytes for the same arrays (``lzf`` through :mod:`envsim.lzf`).
     """
 
     LZF = "lzf"
@@ -101,6 +107,8 @@ class ShardWriter:
         self._f = None
         self._io: _GuardedFile | None = None
         self._n = 0
+        self._direct: dict[str, int] = {}  # LZF image datasets written as compressed chunks: LZF filter-mask bit
+        self._threads = 1
         try:
             self._io = _GuardedFile(self._tmp)
             self._f = h5py.File(self._io, "w", libver="v110", track_order=True)
@@ -127,6 +135,13 @@ class ShardWriter:
         f.create_dataset("light", (n, 5), dtype="float32", **small)
         for key in ("scene", "trajectory", "step", "room"):
             f.create_dataset(key, (n,), dtype="int32", **small)
+        if layout.compression is Compression.LZF:
+            from envsim.lzf import default_threads
+
+            self._threads = default_threads()  # here, not in write(): the caller's thread carries the limit
+            for key in ("rgb", "depth", "semantic"):
+                if key in f:
+                    self._direct[key] = _lzf_mask_bit(f[key])
         f["depth"].attrs["units"] = "metres (z-depth along the optical axis, 0 = no surface)"
         f["pose"].attrs["convention"] = "camera-to-world, Y up, camera looks down -Z"
         f["rotation"].attrs["convention"] = "unit quaternion (w, x, y, z), camera-to-world"
@@ -151,9 +166,30 @@ class ShardWriter:
         if self._n + b > self.layout.samples:
             raise ValueError(f"shard {self.path.name} holds {self.layout.samples} samples; batch overflows it")
         for key, value in batch.items():
-            self._f[key][self._n : self._n + b] = value
+            if key in self._direct:
+                self._write_lzf(key, value, b)
+            else:
+                self._f[key][self._n : self._n + b] = value
         self._n += b
         self._check_io()
+
+    def _write_lzf(self, key: str, value, b: int) -> None:
+        """Compress ``b`` samples (one chunk each) with :mod:`envsim.lzf` and store the chunks as they are."""
+        from envsim.lzf import encode_chunks
+
+        dset = self._f[key]
+        value = _as_dataset_array(dset, value, b)
+        if b == 0:
+            return
+        chunks = value.reshape(b, value.size // b).view(np.uint8)  # one row per sample = per chunk
+        out, sizes, raw = encode_chunks(chunks, dset.dtype.itemsize, threads=self._threads)
+        bit = self._direct[key]
+        zeros = (0,) * (dset.ndim - 1)
+        write = dset.id.write_direct_chunk
+        for i in range(b):
+            # A chunk LZF cannot shrink is stored shuffled but uncompressed, the LZF bit set in its filter
+            # mask: what HDF5 does when h5py's (optional) LZF filter fails on it.
+            write((self._n + i, *zeros), out[i, : sizes[i]], bit if raw[i] else 0)
 
     def close(self) -> None:
         """Finish the shard: check it is full, close and rename into place."""
@@ -268,6 +304,40 @@ class _GuardedFile:
         fd, self._fd = self._fd, -1
         if fd >= 0:
             os.close(fd)
+
+
+def _lzf_mask_bit(dset) -> int:
+    """The filter-mask bit of the LZF filter of an image dataset, after checking that its pipeline is the one
+    :func:`envsim.lzf.encode_chunks` produces (shuffle, then LZF) and it holds one sample per chunk."""
+    from h5py import h5z
+
+    plist = dset.id.get_create_plist()
+    ids = [plist.get_filter(i)[0] for i in range(plist.get_nfilters())]
+    if ids != [h5z.FILTER_SHUFFLE, h5z.FILTER_LZF] or dset.chunks != (1, *dset.shape[1:]):
+        raise RuntimeError(f"{dset.name}: unexpected filters {ids} or chunks {dset.chunks} for direct LZF writes")
+    return 1 << ids.index(h5z.FILTER_LZF)
+
+
+def _as_dataset_array(dset, value, b: int) -> np.ndarray:
+    """``value`` as a C-contiguous array of the dataset's dtype and shape ``(b, *dset.shape[1:])``, as h5py's
+    own ``dset[...] = value`` would store it: numpy broadcasting, HDF5's type conversion (which saturates)."""
+    from h5py import h5t
+
+    dtype = dset.dtype
+    value = value if isinstance(value, np.ndarray) else np.asarray(value, dtype=dtype)
+    shape = (b, *dset.shape[1:])
+    if value.shape != shape:
+        try:
+            value = np.broadcast_to(value, shape)
+        except ValueError:
+            raise TypeError(f"Can't broadcast {value.shape} -> {shape}") from None
+    if value.dtype != dtype:
+        count = int(np.prod(shape))
+        buf = np.empty(count * max(value.dtype.itemsize, dtype.itemsize), np.uint8)
+        buf[: count * value.dtype.itemsize] = np.ascontiguousarray(value).reshape(-1).view(np.uint8)
+        h5t.convert(h5t.py_create(value.dtype), h5t.py_create(dtype), count, buf)
+        return buf[: count * dtype.itemsize].view(dtype).reshape(shape)
+    return np.ascontiguousarray(value)
 
 
 def _attr_value(value: Any) -> Any:

@@ -64,7 +64,9 @@ def write_pairs(path: str | os.PathLike, arrays: dict[str, np.ndarray], attrs: d
             for key, value in arrays.items():
                 kw: dict[str, Any] = {"track_times": False}
                 if value.ndim and value.shape[0] > 1024:
-                    kw.update(compression="lzf", shuffle=True, chunks=True)
+                    # gzip, not lzf: h5py's LZF filter leaves its hash table uninitialised, so its bytes could
+                    # depend on what the process compressed before; zlib's depend on the input alone.
+                    kw.update(compression="gzip", compression_opts=1, shuffle=True, chunks=True)
                 f.create_dataset(key, data=value, **kw)
             f.attrs["format"] = PAIRS_FORMAT
             for key, value in attrs.items():

@@ -24,15 +24,11 @@ from envsim.executor import (
     run_tasks,
 )
 from envsim.render import RenderConfig
-from envsim.shards import Compression
 from envsim.trajectory import TrajectoryConfig
 
-# gzip, not the default lzf: h5py's LZF leaves its hash table uninitialised, so its bytes can depend on what
-# the process compressed before (see test_interrupt.py); zlib's do not.
 SMALL = DatasetConfig(
     seed=1,
     shard_size=6,
-    compression=Compression.GZIP,
     render=RenderConfig(width=20, height=16),
     trajectory=TrajectoryConfig(views=9, views_per_trajectory=3),
 )
@@ -242,7 +238,7 @@ def test_cli_options(reference, tmp_path, capsys):
     for option in ("--executor", "--workers", "--address", "--repair"):
         assert option in help_text
     args = ["render", "procedural:2", "--views", "9", "--views-per-trajectory", "3", "--size", "20x16", "--seed", "1",
-            "--shard-size", "6", "--compression", "gzip", "--no-progress"]
+            "--shard-size", "6", "--no-progress"]
     assert main([*args, "--out", str(tmp_path / "a"), "--address", "auto"]) == 2
     assert "--executor ray" in capsys.readouterr().err
     out = tmp_path / "b"

@@ -105,3 +105,90 @@ print('ok')
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok"
+
+
+_WRITE_IN_A_FRESH_PROCESS = """
+import sys
+import numpy as np
+history, threads, path = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+if history == "busy":  # compress other data first, with h5py's LZF filter and with ours
+    import h5py
+    from envsim import lzf
+    junk = np.random.default_rng(99).integers(0, 256, (16, 96, 96, 3), dtype=np.uint8) // 5
+    with h5py.File(path + ".junk.h5", "w") as f:
+        f.create_dataset("x", data=junk, chunks=(1, 96, 96, 3), compression="lzf", shuffle=True)
+    lzf.encode_chunks(junk.reshape(16, -1), 1)
+import numba
+numba.set_num_threads(threads)
+from envsim.shards import ShardLayout, ShardWriter
+rng = np.random.default_rng(0)
+n, h, w = 12, 40, 32
+y, x = np.mgrid[0:h, 0:w]
+rgb = np.zeros((n, h, w, 3), np.uint8)
+rgb[:, : h // 2] = rng.integers(0, 256, (n, 1, 1, 3))  # flat walls
+rgb[:, h // 2 :] = ((x + y)[h // 2 :, :, None] * np.arange(1, 4)) % 256  # a gradient floor
+rgb[3] = rng.integers(0, 256, (h, w, 3))  # a chunk LZF cannot shrink
+depth = (1.0 + 0.05 * y + 0.01 * x + np.arange(n)[:, None, None]).astype(np.float32)
+depth[:, :4] = 0
+semantic = ((x // 8 + y // 10 * 4) + 100 * np.arange(n)[:, None, None]).astype(np.uint16)
+layout = ShardLayout(samples=n, height=h, width=w, semantic_dtype="uint16")
+with ShardWriter(path, layout=layout, attrs={"seed": 0}) as wr:
+    lo = 0
+    for size in (5, 4, 3):
+        sl = slice(lo, lo + size)
+        wr.write(rgb=rgb[sl], depth=depth[sl], semantic=semantic[sl],
+                 pose=np.zeros((size, 4, 4), np.float32), position=np.zeros((size, 3), np.float32),
+                 rotation=np.zeros((size, 4), np.float32), light=np.zeros((size, 5), np.float32),
+                 scene=np.zeros(size, np.int32), trajectory=np.zeros(size, np.int32),
+                 step=np.arange(lo, lo + size, dtype=np.int32), room=np.zeros(size, np.int32))
+        lo += size
+"""
+
+
+def test_lzf_shards_are_byte_identical_whatever_the_process_did_before(tmp_path):
+    """h5py's LZF filter's bytes can depend on the process's history; the writer's LZF chunks cannot."""
+    import h5py
+
+    digests = []
+    for i, (history, threads) in enumerate([("fresh", 1), ("busy", 2), ("busy", 1), ("fresh", 2)]):
+        path = tmp_path / f"s{i}.h5"
+        done = subprocess.run([sys.executable, "-c", _WRITE_IN_A_FRESH_PROCESS, history, str(threads), str(path)],
+                              capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr[-3000:]
+        digests.append(hashlib.sha256(path.read_bytes()).hexdigest())
+    assert len(set(digests)) == 1, digests
+    with h5py.File(tmp_path / "s0.h5", "r") as f:
+        for key in ("rgb", "depth", "semantic"):  # the pipeline plain h5py reads: shuffle, then lzf
+            plist = f[key].id.get_create_plist()
+            assert [plist.get_filter(i)[0] for i in range(plist.get_nfilters())] == [2, 32000]
+        masks = [f["rgb"].id.get_chunk_info(i).filter_mask for i in range(12)]
+        assert masks[3] == 2 and masks.count(0) == 11  # the noise chunk is stored raw, LZF bit set
+        assert f["depth"].id.get_chunk_info(0).size < f["depth"][0].nbytes // 2
+
+
+def test_lzf_writes_convert_and_broadcast_as_h5py_does(tmp_path):
+    """The LZF path takes what h5py's own writes take: other dtypes (HDF5's saturating conversion), broadcasting."""
+    rng = np.random.default_rng(5)
+    b, h, w = 3, 8, 6
+    batch = _batch(rng, b, h, w)
+    batch["rgb"] = np.broadcast_to(rng.integers(-20, 300, (b, 1, w, 3)), (b, 1, w, 3))  # int64, one row
+    batch["depth"] = np.where(rng.random((b, h, w)) < 0.2, 1e6, rng.uniform(0, 10, (b, h, w)))  # float64
+    batch["semantic"] = rng.integers(-5, 70_000, (b, h, w))
+    got = {}
+    for compression in (Compression.LZF, Compression.NONE):
+        layout = ShardLayout(samples=b, height=h, width=w, depth_dtype="float16", semantic_dtype="uint16",
+                             compression=compression)
+        with ShardWriter(tmp_path / f"{compression.value}.h5", layout=layout, attrs=ATTRS) as wr:
+            wr.write(**batch)
+        got[compression] = read_shard(tmp_path / f"{compression.value}.h5")
+    for key in ("rgb", "depth", "semantic"):
+        a, ref = got[Compression.LZF][key], got[Compression.NONE][key]
+        assert a.dtype == ref.dtype and a.shape == ref.shape
+        np.testing.assert_array_equal(a.view(np.uint8), ref.view(np.uint8), err_msg=key)
+    assert got[Compression.LZF]["rgb"].max() == 255 and got[Compression.LZF]["rgb"].min() == 0
+    bad = _batch(rng, b, h, w)
+    bad["rgb"] = bad["rgb"][:, :, :4]
+    with pytest.raises(TypeError, match="broadcast"):
+        with ShardWriter(tmp_path / "bad.h5", layout=ShardLayout(samples=b, height=h, width=w), attrs=ATTRS) as wr:
+            wr.write(**bad)
+    assert not (tmp_path / "bad.h5").exists()
