@@ -621,16 +621,10 @@ def _objects(vertices, scene, instance, inst_names, inst_region, rooms):
     from envsim.scene import Room  # noqa: F401  (rooms are Room objects)
 
     faces = scene.faces
-    centroids = vertices[faces].mean(axis=1)
     if instance is None:
         if not rooms:
             return scene.face_object, scene.object_names, scene.object_room
-        from envsim.scene import RoomMap
-
-        rmap = RoomMap.build(tuple(rooms))
-        rmap.labels = np.arange(len(rooms) + 1, dtype=np.int32)
-        rmap.labels[-1] = -1
-        face_room = rmap.lookup(centroids + np.array([0.0, 0.05, 0.0]))
+        face_room = _face_rooms(vertices, faces, rooms)
         names = tuple(f"room-{i}" for i in range(len(rooms))) + ("no-room",)
         face_object = np.where(face_room >= 0, face_room, len(rooms)).astype(np.int32)
         object_room = np.append(np.arange(len(rooms)), -1).astype(np.int32)
@@ -639,15 +633,37 @@ def _objects(vertices, scene, instance, inst_names, inst_region, rooms):
     names = tuple("unlabelled" if i < 0 else f"{inst_names.get(int(i), 'object')}#{int(i)}" for i in uniq)
     object_room = np.full(len(uniq), -1, np.int32)
     if rooms:
-        from envsim.scene import RoomMap
-
-        rmap = RoomMap.build(tuple(rooms))
-        rmap.labels = np.arange(len(rooms) + 1, dtype=np.int32)
-        rmap.labels[-1] = -1
-        face_room = rmap.lookup(centroids + np.array([0.0, 0.05, 0.0]))
+        face_room = _face_rooms(vertices, faces, rooms)
         for k in range(len(uniq)):  # each instance's room: where most of its faces lie
             r = face_room[face_object == k]
             r = r[r >= 0]
             if r.size:
                 object_room[k] = int(np.bincount(r).argmax())
     return face_object.astype(np.int32), names, object_room
+
+
+def _face_rooms(vertices: np.ndarray, faces: np.ndarray, rooms, *, reach: float = 0.2) -> np.ndarray:
+    """Index into ``rooms`` of the room each face bounds, -1 for none.
+
+    A face belongs to the room its centroid (raised 5 cm) lies in; a face outside every room (a wall, whose
+    centroid lies inside the wall or on its outer side) belongs to the room ``reach`` metres off it along
+    its normal, on either side (scans' winding is not reliable), the front side first.
+    """
+    from envsim.scene import RoomMap
+
+    rmap = RoomMap.build(tuple(rooms))
+    rmap.labels = np.append(np.arange(len(rooms)), -1).astype(np.int32)
+    tri = vertices[faces].astype(np.float64)
+    centroids = tri.mean(axis=1) + np.array([0.0, 0.05, 0.0])
+    face_room = rmap.lookup(centroids)
+    missing = np.flatnonzero(face_room < 0)
+    if missing.size:
+        n = np.cross(tri[missing, 1] - tri[missing, 0], tri[missing, 2] - tri[missing, 0])
+        n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
+        for sign in (1.0, -1.0):
+            still = face_room[missing] < 0
+            if not still.any():
+                break
+            idx = missing[still]
+            face_room[idx] = rmap.lookup(centroids[idx] + sign * reach * n[still])
+    return face_room

@@ -276,6 +276,15 @@ def test_mp3d_layout_renders_with_rooms_from_the_house_file(tmp_path):
     expected = reference.room_at(d["position"].astype(np.float64))
     assert (expected >= 0).mean() > 0.7
     assert (d["room"] == expected).mean() > 0.95
+    # per-pixel rooms: the house's own object->room labels (sidecar) agree with the .house regions
+    from envsim.render import RenderConfig, Renderer, SemanticMode
+
+    ref = Renderer(reference, RenderConfig(width=24, height=24, semantic=SemanticMode.ROOM))
+    want = ref.render(d["position"], d["rotation"]).semantic
+    seen = want > 0
+    assert seen.mean() > 0.5
+    agree = (d["semantic"][seen] == want[seen]).mean()
+    assert agree > 0.98, agree  # 0.67 when walls took only their centroid's room
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     assert manifest["inputs"][0]["stage"]["family"] == "mp3d"
     assert "descriptor" in manifest["inputs"][0]["stage"]["files"]
