@@ -3,6 +3,7 @@
 Public API (everything else is internal)::
 
     from envsim import load_scene, Renderer, RenderConfig, render_dataset, DatasetConfig, read_shard
+    from envsim import read_scene_dataset, load_stage, read_navmesh, navmesh_to_grid   # Habitat assets
 """
 
 from envsim.camera import Intrinsics, make_intrinsics, pose_matrix, quat_from_yaw_pitch_roll, quat_to_matrix
@@ -15,6 +16,7 @@ __all__ = [
     "ROOM_NAMES",
     "Compression",
     "DatasetConfig",
+    "Backend",
     "Intrinsics",
     "RenderConfig",
     "Renderer",
@@ -26,11 +28,15 @@ __all__ = [
     "__version__",
     "code_version",
     "load_scene",
+    "load_stage",
     "make_intrinsics",
+    "navmesh_to_grid",
     "pose_matrix",
     "quat_from_yaw_pitch_roll",
     "quat_to_matrix",
     "read_manifest",
+    "read_navmesh",
+    "read_scene_dataset",
     "read_shard",
     "render_dataset",
 ]
@@ -38,7 +44,15 @@ __all__ = [
 
 def __getattr__(name: str):
     # Heavier pieces (trimesh/Open3D users) load on first use.
-    if name in ("RenderConfig", "Renderer"):
+    if name in ("read_scene_dataset", "load_stage"):
+        from envsim import habitat
+
+        return getattr(habitat, name)
+    if name in ("read_navmesh", "navmesh_to_grid"):
+        from envsim import navmesh
+
+        return getattr(navmesh, name)
+    if name in ("RenderConfig", "Renderer", "Backend"):
         from envsim import render
 
         return getattr(render, name)
