@@ -293,19 +293,11 @@ class Renderer:
             self._texels, self._face_semantic if self._face_semantic is not None else np.zeros(0, np.int64),
             rgb, depth, semantic,
         )
-        return Views(
-            rgb=rgb.reshape(b, h, w, 3),
-            depth=depth.reshape(b, h, w),
-            semantic=semantic.reshape(b, h, w) if self._face_semantic is not None else None,
-            room=self.scene.room_at(position),
-            light=light,
-        )
+        return self._views(b, rgb, depth, semantic if self._face_semantic is not None else None, position, light)
 
-    def _render_device(self, position: np.ndarray, rotation: np.ndarray, light: np.ndarray) -> Views:
-        """:meth:`render` on the torch path: only finished pixels come back from the device."""
-        b = position.shape[0]
+    def _views(self, b: int, rgb, depth, semantic, position: np.ndarray, light: np.ndarray) -> Views:
+        """Per-pixel outputs (B*H*W, ...) as images, with each camera's room."""
         h, w = self.intrinsics.height, self.intrinsics.width
-        rgb, depth, semantic = self.device_path.render(position, rotation, light)
         return Views(
             rgb=rgb.reshape(b, h, w, 3),
             depth=depth.reshape(b, h, w),
@@ -313,6 +305,11 @@ class Renderer:
             room=self.scene.room_at(position),
             light=light,
         )
+
+    def _render_device(self, position: np.ndarray, rotation: np.ndarray, light: np.ndarray) -> Views:
+        """:meth:`render` on the torch path: only finished pixels come back from the device."""
+        rgb, depth, semantic = self.device_path.render(position, rotation, light)
+        return self._views(position.shape[0], rgb, depth, semantic, position, light)
 
     def render_reference(self, position: np.ndarray, rotation: np.ndarray, light_seeds: np.ndarray | None = None) -> Views:
         """:meth:`render` in plain numpy, step by step: slow, for tests and as the readable definition."""
@@ -327,13 +324,7 @@ class Renderer:
         valid = (hits.triangle != MISS) & (hits.t <= self.config.max_depth)
         depth = np.where(valid, hits.t, 0.0).astype(np.float32)
         rgb, semantic = self.shade_reference(hits, dirs, light, valid)
-        return Views(
-            rgb=rgb.reshape(b, h, w, 3),
-            depth=depth.reshape(b, h, w),
-            semantic=None if semantic is None else semantic.reshape(b, h, w),
-            room=self.scene.room_at(position),
-            light=light,
-        )
+        return self._views(b, rgb, depth, semantic, position, light)
 
     def shade_reference(
         self, hits, dirs: np.ndarray, light: np.ndarray, valid: np.ndarray
