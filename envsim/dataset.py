@@ -29,7 +29,7 @@ from envsim.habitat import Stage, is_scene_dataset, load_stage, looks_like_habit
 from envsim.procedural import ProceduralConfig, generate_house, write_house
 from envsim.render import RenderConfig, Renderer, SemanticMode
 from envsim.rooms import ROOM_NAMES
-from envsim.scene import MESH_SUFFIXES, Scene, SceneError, UpAxis, file_sha256, load_scene
+from envsim.scene import MESH_SUFFIXES, Scene, SceneError, UpAxis, file_sha256, load_scene, sidecar_path
 from envsim.shards import (
     MANIFEST_FORMAT,
     MANIFEST_NAME,
@@ -332,7 +332,7 @@ def _render(sources, *, config, out, poses, splits, progress, executor=None, rep
     for src in sources:  # procedural houses go through the same loader as scans: GLB + sidecar
         if src.procedural >= 0:  # generated here, before dispatch: every worker reads the same files
             glb = scenes_dir / f"{src.name}.glb"
-            if not (glb.is_file() and _house_sidecar(glb).is_file()):  # a kill can fall between the two files
+            if not (glb.is_file() and sidecar_path(glb).is_file()):  # a kill can fall between the two files
                 scenes_dir.mkdir(exist_ok=True)
                 house = generate_house(rng=derive_rng(config.seed, "procedural", src.name), config=config.procedural)
                 write_house(house, glb)
@@ -762,12 +762,6 @@ def _auto_workers(config: DatasetConfig, *, shard_views: list[tuple[int, int]], 
         return 1
     rays = sum(hi - lo for lo, hi in shard_views) * config.render.width * config.render.height
     return max(1, min(os.cpu_count() or 1, len(shard_views), rays // RAYS_PER_WORKER))
-
-
-def _house_sidecar(glb: Path) -> Path:
-    from envsim.rooms import SIDECAR_SUFFIX
-
-    return glb.with_name(glb.stem + SIDECAR_SUFFIX)
 
 
 def _delete_bad_shards(out: Path) -> dict[str, list[str]]:

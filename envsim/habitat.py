@@ -190,9 +190,6 @@ def _apply_attributes(stage: Stage, attrs: dict[str, Any], base: Path, where: st
             changes[key] = _vec3(attrs[key], key, where)
     if "scale" in attrs:
         changes["scale"] = _vec3(attrs["scale"], "scale", where)
-    if ("up" in changes) != ("front" in changes) and not ("up" in attrs and "front" in attrs):
-        # habitat-sim requires both; keep the other one from the defaults but say so
-        log.debug("%s: only one of up/front given; the other keeps its default", where)
     return replace(stage, **changes)
 
 
@@ -252,10 +249,9 @@ def _read_config(path: Path) -> list[Stage]:
                 if ext == ".json":
                     files = sorted(m.glob("*" + STAGE_SUFFIX)) if m.is_dir() else [m]
                     for f in files:
-                        if f.name.endswith(STAGE_SUFFIX) or f.suffix == ".json":
-                            stage = _stage_from_file(f, defaults, family)
-                            add(str(f.relative_to(base)) if f.is_relative_to(base) else str(f), stage)
-                            found += 1
+                        stage = _stage_from_file(f, defaults, family)
+                        add(str(f.relative_to(base)) if f.is_relative_to(base) else str(f), stage)
+                        found += 1
                 elif m.is_file() and m.name.lower().endswith(ext.lower()):
                     stage = _apply_attributes(_default_stage(m, family), defaults, base, path.name)
                     stage = _with_neighbours(stage)
@@ -304,7 +300,7 @@ def _stage_from_file(path: Path, defaults: dict[str, Any], family: str) -> Stage
     stage = _default_stage(render, family)
     stage = _apply_attributes(stage, defaults, path.parent, path.name)
     stage = _apply_attributes(stage, attrs, path.parent, path.name)
-    if _scene_name(render) in _GENERIC_STEMS or render.stem in _GENERIC_STEMS:
+    if render.stem in _GENERIC_STEMS:  # e.g. Replica's mesh.ply: name the scene after the stage config
         stage = replace(stage, name=_scene_name(path))
     return _with_neighbours(stage)
 
@@ -554,7 +550,7 @@ def load_stage(stage: Stage, *, labels: dict[str, dict[str, str]] | None = None)
             instance = _transfer_face_ids(sv, np.asarray(sf), np.asarray(sid), vertices, scene.faces)
     if inst_region and region_room:  # HM3D: rooms are regions with a room vote; footprint from their faces
         rooms = _regions_as_rooms(vertices, scene.faces, instance, inst_region, region_room)
-    face_object, object_names, object_room = _objects(vertices, scene, instance, inst_names, inst_region, rooms)
+    face_object, object_names, object_room = _objects(vertices, scene, instance, inst_names, rooms)
     digest = hashlib.sha256(scene.sha256.encode())
     for f in stage.files()[1:]:
         digest.update(file_sha256(f).encode())
@@ -615,11 +611,9 @@ def _regions_as_rooms(vertices, faces, instance, inst_region, region_room):
     return tuple(rooms)
 
 
-def _objects(vertices, scene, instance, inst_names, inst_region, rooms):
+def _objects(vertices, scene, instance, inst_names, rooms):
     """face_object / object_names / object_room for a stage: one object per annotated instance (plus
     'unlabelled'), or, without a semantic mesh, one object per room the face centroids fall in."""
-    from envsim.scene import Room  # noqa: F401  (rooms are Room objects)
-
     faces = scene.faces
     if instance is None:
         if not rooms:
@@ -634,11 +628,10 @@ def _objects(vertices, scene, instance, inst_names, inst_region, rooms):
     object_room = np.full(len(uniq), -1, np.int32)
     if rooms:
         face_room = _face_rooms(vertices, faces, rooms)
-        for k in range(len(uniq)):  # each instance's room: where most of its faces lie
-            r = face_room[face_object == k]
-            r = r[r >= 0]
-            if r.size:
-                object_room[k] = int(np.bincount(r).argmax())
+        has = face_room >= 0  # each instance's room: where most of its faces lie
+        votes = np.bincount(face_object[has] * len(rooms) + face_room[has], minlength=len(uniq) * len(rooms))
+        votes = votes.reshape(len(uniq), len(rooms))
+        object_room = np.where(votes.any(axis=1), votes.argmax(axis=1), -1).astype(np.int32)
     return face_object.astype(np.int32), names, object_room
 
 
@@ -652,10 +645,9 @@ def _face_rooms(vertices: np.ndarray, faces: np.ndarray, rooms, *, reach: float 
     from envsim.scene import RoomMap
 
     rmap = RoomMap.build(tuple(rooms))
-    rmap.labels = np.append(np.arange(len(rooms)), -1).astype(np.int32)
     tri = vertices[faces].astype(np.float64)
     centroids = tri.mean(axis=1) + np.array([0.0, 0.05, 0.0])
-    face_room = rmap.lookup(centroids)
+    face_room = rmap.polygon_at(centroids)
     missing = np.flatnonzero(face_room < 0)
     if missing.size:
         n = np.cross(tri[missing, 1] - tri[missing, 0], tri[missing, 2] - tri[missing, 0])
@@ -665,5 +657,5 @@ def _face_rooms(vertices: np.ndarray, faces: np.ndarray, rooms, *, reach: float 
             if not still.any():
                 break
             idx = missing[still]
-            face_room[idx] = rmap.lookup(centroids[idx] + sign * reach * n[still])
+            face_room[idx] = rmap.polygon_at(centroids[idx] + sign * reach * n[still])
     return face_room

@@ -200,6 +200,12 @@ class RoomMap:
         return rm
 
     def lookup(self, points: np.ndarray) -> np.ndarray:
+        """Room label (index into :data:`ROOM_NAMES`) at each (N, 3) point, -1 where none: int32 (N,)."""
+        return self.labels[self.polygon_at(points)].astype(np.int32)
+
+    def polygon_at(self, points: np.ndarray) -> np.ndarray:
+        """Index of the room polygon containing each (N, 3) point (within its floor/ceiling range, 0.5 m
+        slack), -1 where none: int64 (N,)."""
         p = np.asarray(points, dtype=np.float64).reshape(-1, 3)
         ix = np.floor((p[:, 0] - self.origin[0]) / self.cell).astype(np.int64)
         iz = np.floor((p[:, 2] - self.origin[1]) / self.cell).astype(np.int64)
@@ -212,7 +218,7 @@ class RoomMap:
             y = p[has, 1]
             inside_y = (y >= self.floors[r] - 0.5) & (y <= self.ceilings[r] + 0.5)
             room[np.flatnonzero(has)[~inside_y]] = -1
-        return self.labels[room].astype(np.int32)
+        return room
 
 
 def points_in_polygon(points: np.ndarray, polygon: np.ndarray) -> np.ndarray:

@@ -316,9 +316,7 @@ def test_hm3d_layout_instances_and_region_rooms(tmp_path):
     centroids = scene.vertices[scene.faces].mean(axis=1)
     from envsim.scene import RoomMap
 
-    rmap = RoomMap.build(scene.rooms)
-    rmap.labels = np.append(np.arange(len(scene.rooms)), -1).astype(np.int32)  # room polygon index, not label
-    region = rmap.lookup(centroids + np.array([0, 0.05, 0]))
+    region = RoomMap.build(scene.rooms).polygon_at(centroids + np.array([0, 0.05, 0]))  # room polygon index
     colors = {i: (20 + 23 * i, 250 - 19 * i, 3 + 11 * i) for i in range(len(scene.rooms))}
     fc = np.array([colors[g] + (255,) if g >= 0 else (0, 0, 0, 255) for g in region], np.uint8)
     sem = trimesh.Trimesh(scene.vertices, scene.faces, face_colors=fc, process=False)
