@@ -5,7 +5,7 @@ A small dataset is rendered (procedural houses, :func:`envsim.dataset.render_dat
 (:func:`pairing.build.build_pairs`, distance rule, covisibility off: the loader does not read it), then:
 
 1. **loader**: exactly what ``ess train`` iterates: ``SpatialPairs`` with ESS-MB partner sampling and the
-   trainer's uint8 CHW transform, batched by :class:`training.trainer.EpochBatches` (one epoch, the last
+   trainer's uint8 CHW transform, batched by :class:`training.views.EpochBatches` (one epoch, the last
    incomplete batch dropped) through a fresh ``DataLoader`` (the trainer builds one per epoch, so worker
    start-up is part of the figure);
 2. **reference**: a trivial loader in this process: the same anchors in the same order with the same
@@ -57,7 +57,7 @@ def make_dataset(folder: Path, *, houses: int, views: int, size: int, seed: int)
 def _loader(dataset, *, batch: int, seed: int, workers: int):
     import torch
 
-    from training.trainer import EpochBatches
+    from training.views import EpochBatches
 
     sampler = EpochBatches(len(dataset), batch_size=batch, seed=seed, epoch=0)
     return torch.utils.data.DataLoader(dataset, batch_sampler=sampler, num_workers=workers, persistent_workers=False)
@@ -65,7 +65,7 @@ def _loader(dataset, *, batch: int, seed: int, workers: int):
 
 def _reference_plan(dataset, *, batch: int, seed: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
     """Per batch: (shard, row) of every anchor and of its partner, as the loader will draw them."""
-    from training.trainer import EpochBatches
+    from training.views import EpochBatches
 
     index_map = dataset.index_map
     plan = []
@@ -132,7 +132,7 @@ def measure(
         A report: per worker count, pairs/s, its ratio to the reference, and the time to the first batch.
     """
     from pairing.loader import PartnerSampling, SpatialPairs
-    from training.trainer import _to_chw
+    from training.views import image_chw
 
     if houses < 1 or views < 2 or size < 1 or batch < 1 or repeats < 1:
         raise ValueError("houses, size, batch and repeats must be >= 1 and views >= 2")
@@ -142,7 +142,7 @@ def measure(
     with tempfile.TemporaryDirectory(prefix="ess-bench-loader-") as tmp:
         folder = Path(tmp) / "data"
         built = make_dataset(folder, houses=houses, views=views, size=size, seed=seed)
-        dataset = SpatialPairs(folder, sampling=PartnerSampling.UNIFORM, transform=_to_chw, seed=seed)
+        dataset = SpatialPairs(folder, sampling=PartnerSampling.UNIFORM, transform=image_chw, seed=seed)
         files = [s["file"] for s in dataset.reader.shards]
         plan = _reference_plan(dataset, batch=batch, seed=seed)
         pairs = sum(len(p[0]) for p in plan)

@@ -33,6 +33,7 @@ import statistics
 import time
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -221,16 +222,20 @@ def _measure(*, device, size, batch, steps, warmup, queue, arch, bn_splits, diag
     g = torch.Generator().manual_seed(seed)
     im_q = torch.randn(batch, 3, size, size, generator=g).to(dev)  # (N, 3, S, S)
     im_k = torch.randn(batch, 3, size, size, generator=g).to(dev)  # (N, 3, S, S)
-    meta = {
-        "scene": torch.randint(0, 4, (batch,), generator=g).to(dev),  # (N,)
-        "position": (torch.rand(batch, 3, generator=g) * 12).to(dev),  # (N, 3) metres
-        "rotation": F.normalize(torch.randn(batch, 4, generator=g), dim=1).to(dev),  # (N, 4)
-    }
-    own = torch.ones(batch, device=dev)
+    n_views = 1 << 20  # view indices of the synthetic batches: step i shows views [i * batch, (i + 1) * batch)
+    pairs = np.stack([np.arange(0, n_views - 1, 2), np.arange(1, n_views, 2)], 1)  # views 2j and 2j+1 are positives
+    from training.positives import PositiveTable
+
+    positives = PositiveTable(pairs, np.full(len(pairs), 0.5), np.zeros(len(pairs), bool),
+                              np.zeros(n_views, np.int64)).to(dev)
+    im_p = im_k.roll(1, 0)  # (N, 3, S, S) the spatial partners' images
 
     def ours_step(model, opt, step_index):
         gen = torch.Generator(device=dev).manual_seed(seed * 1_000_003 + step_index)
-        logits, targets = model(im_q, im_k, key_meta=meta, query_meta=meta, own_weight=own, generator=gen)
+        views = (torch.arange(batch, device=dev) + step_index * batch) % n_views  # (N,)
+        ess = model.config.method.value != "moco"
+        logits, targets = model(im_q, im_k, view_q=views, view_k=views, im_p=im_p if ess else None,
+                                view_p=views ^ 1 if ess else None, positives=positives, generator=gen)
         loss = soft_info_nce(logits, targets)
         opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -4,10 +4,12 @@
 ``__getitem__``), so ``torch.utils.data.DataLoader`` takes it as it is, with ``num_workers > 0`` too: HDF5
 files are opened lazily inside each worker. :func:`iter_batches` is the same without torch.
 
-Item ``i`` is anchored on view ``i``; its partner is drawn among the view's positives (uniformly for
-ESS-MB, in proportion to the spatial weight for ESS-MW) from a generator seeded by (seed, epoch, i), so
-a run is reproducible whatever the number of workers. A view without positives is paired with itself
-(two augmentations of one image, as in plain MoCo) with weight 1.
+Item ``i`` is anchored on view ``i``; its partner is drawn among the view's positives (``UNIFORM``: every
+positive equally likely, weight 1 or, for ESS-MW, the pair's weight in the loss; ``WEIGHTED``: in proportion
+to the spatial weight, in which case the loss should weigh the pair 1, or the weight counts twice) from a
+generator seeded by (seed, epoch, i), so a run is reproducible whatever the number of workers. A view
+without positives is paired with itself (two augmentations of one image, as in plain MoCo) with weight 1.
+``ess train`` samples ``UNIFORM`` for both ESS methods and puts ESS-MW's weight in the targets.
 """
 
 from __future__ import annotations
@@ -113,14 +115,25 @@ class SpatialPairs:
         inside = self.allowed[partners]
         return partners[inside], rows[inside]
 
+    def light_variant(self, index: int) -> tuple[int, int]:
+        """(view, pair row) of the same pose under another light this epoch (``ess render --light-variants``),
+        drawn uniformly among the pose's renders; ``(index, -1)`` when it has none."""
+        partners, rows = self.positives_of(index)
+        same = (self.distance[rows] == 0) & (self.angle[rows] < 1e-6)
+        partners, rows = partners[same], rows[same]
+        if len(partners) == 0:
+            return index, -1
+        k = int(np.random.default_rng((self.seed, self.epoch, int(index), 1)).integers(len(rows)))
+        return int(partners[k]), int(rows[k])
+
     def partner(self, index: int) -> tuple[int, float, int]:
         """(partner view, weight, pair row or -1 for the view itself) of view ``index`` this epoch."""
         if self.sampling is PartnerSampling.SELF:
             return index, 1.0, -1
-        partners, rows = self.positives_of(index)
         if self.sampling is PartnerSampling.LIGHT:
-            same = (self.distance[rows] == 0) & (self.angle[rows] < 1e-6)
-            partners, rows = partners[same], rows[same]
+            view, row = self.light_variant(index)
+            return view, 1.0, row
+        partners, rows = self.positives_of(index)
         if len(partners) == 0:
             return index, 1.0, -1
         rng = np.random.default_rng((self.seed, self.epoch, int(index)))

@@ -13,8 +13,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--method", choices=["moco", "ess-mb", "ess-mw"], default="moco", help="objective (default moco)")
     p.add_argument("--out", required=True, help="run folder (checkpoint.pt, encoder.pt, log.jsonl, loss.png, config.json)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
-    p.add_argument("--arch", choices=["resnet18", "resnet50"], default="resnet18", help="backbone (default resnet18)")
-    p.add_argument("--epochs", type=positive_int, default=10, help="default 10")
+    p.add_argument("--arch", choices=["resnet18", "resnet50", "resnet18-cifar", "resnet18-cifar-half"], default="resnet18",
+                   help="backbone (default resnet18; the -cifar ones keep small images' resolution, -half is CPU-sized)")
+    p.add_argument("--epochs", type=positive_int, default=10, help="default 10; with --resume, more epochs extend the run")
+    p.add_argument("--schedule-epochs", type=positive_int,
+                   help="length of the cosine learning-rate schedule (default --epochs; set it higher to extend the run later)")
     p.add_argument("--batch-size", type=positive_int, default=64, help="global batch (default 64)")
     p.add_argument("--lr", type=float, help="base learning rate (default 0.03 * batch / 256)")
     p.add_argument("--weight-decay", type=float, default=1e-4, help="default 1e-4")
@@ -29,7 +32,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=non_negative_int, default=0, help="default 0")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default auto)")
     p.add_argument("--checkpoint-every", type=non_negative_int, default=0, help="also checkpoint every N steps (default: epoch ends)")
-    p.add_argument("--light-positives", action="store_true", help="moco: use the same pose under another light as the key view")
+    p.add_argument("--light-positives", action="store_true",
+                   help="the own key is the same pose under another light (datasets rendered with --light-variants)")
+    p.add_argument("--no-instance-positive", action="store_true",
+                   help="ess-mb/ess-mw: the spatial partner replaces the anchor's second augmentation as the own key")
     p.add_argument("--crop-min-scale", type=float, default=0.2, help="smallest crop area fraction (default 0.2, MoCo-v2)")
     p.add_argument("--jitter-strength", type=float, default=1.0, help="multiplier of MoCo-v2's colour jitter (default 1)")
     p.add_argument("--no-blur", action="store_true", help="no Gaussian blur augmentation")
@@ -47,12 +53,14 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         config = TrainConfig(
-            method=args.method, arch=args.arch, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+            method=args.method, arch=args.arch, epochs=args.epochs, schedule_epochs=args.schedule_epochs,
+            batch_size=args.batch_size, lr=args.lr,
             weight_decay=args.weight_decay, moco_m=args.moco_m, temperature=args.temperature,
             queue_size=args.queue_size, dim=args.dim, mlp_hidden=args.mlp_hidden, bn_splits=args.bn_splits,
             image_size=args.image_size, workers=args.workers, seed=args.seed, device=args.device,
             checkpoint_every=args.checkpoint_every, light_positives=args.light_positives,
             crop_min_scale=args.crop_min_scale, jitter_strength=args.jitter_strength, blur=not args.no_blur,
+            instance_positive=not args.no_instance_positive,
         )
         from envsim.reader import DatasetReader
         from envsim.splits import view_splits
@@ -79,6 +87,9 @@ def run(args: argparse.Namespace) -> int:
         return 130
     finally:
         bar.close()
+    if summary["status"] == "finished":
+        print(f"{args.out} is finished ({summary['steps']} steps); nothing to do (give more --epochs to extend it)")
+        return 0
     print(
         f"{summary['steps']} steps, final loss {summary['final_loss']:.4f}, "
         f"{summary['images_per_s']:.0f} images/s -> {args.out}"

@@ -1,6 +1,16 @@
-"""ResNet-18 and ResNet-50 backbones, and the split BatchNorm that stands in for MoCo's shuffle-BN.
+"""ResNet backbones (ResNet-18/50, and CPU-sized variants), and the split BatchNorm that stands in for
+MoCo's shuffle-BN.
 
 Reference: K. He, X. Zhang, S. Ren, J. Sun, "Deep Residual Learning for Image Recognition", CVPR 2016.
+
+Architectures (:data:`ARCHS`):
+
+* ``resnet18``, ``resnet50``: torchvision's networks (7x7 stride-2 stem + max-pool, widths 64..512).
+* ``resnet18-cifar``: ResNet-18 with the CIFAR stem of the ResNet paper's section 4.2 and of the MoCo CIFAR
+  demo (one 3x3 stride-1 convolution, no max-pool): small images (32-64 px) keep their resolution into
+  ``layer1``.
+* ``resnet18-cifar-half``: the same at half width (32..256 channels, 256 features, about a quarter of the
+  FLOPs): the CPU-sized encoder of ``ess demo``.
 
 The layers carry torchvision's names (``conv1``, ``bn1``, ``layer1.0.conv1``, ``layer1.0.downsample.0``,
 ...), so a state dict reads like torchvision's; the classifier ``fc`` is left out: ``forward`` returns the
@@ -10,6 +20,7 @@ globally average-pooled features ``(N, out_dim)``, the input of a projection hea
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -139,20 +150,26 @@ class ResNet(nn.Module):
         norm_layer: NormLayer,
         zero_init_residual: bool,
         generator: torch.Generator | None,
+        width: int = 64,
+        cifar_stem: bool = False,
     ) -> None:
         super().__init__()
         self._norm = norm_layer
-        self.inplanes = 64
-        self.conv1 = nn.Conv2d(3, 64, kernel_size=7, stride=2, padding=3, bias=False)
-        self.bn1 = norm_layer(64)
+        self.inplanes = width
+        if cifar_stem:  # 3x3 stride 1, no max-pool: (N, w, H, W)
+            self.conv1 = nn.Conv2d(3, width, kernel_size=3, stride=1, padding=1, bias=False)
+            self.maxpool = nn.Identity()
+        else:  # 7x7 stride 2 + 3x3 max-pool stride 2: (N, w, H/4, W/4)
+            self.conv1 = nn.Conv2d(3, width, kernel_size=7, stride=2, padding=3, bias=False)
+            self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+        self.bn1 = norm_layer(width)
         self.relu = nn.ReLU(inplace=True)
-        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
-        self.layer1 = self._make_layer(block, 64, layers[0], stride=1)
-        self.layer2 = self._make_layer(block, 128, layers[1], stride=2)
-        self.layer3 = self._make_layer(block, 256, layers[2], stride=2)
-        self.layer4 = self._make_layer(block, 512, layers[3], stride=2)
+        self.layer1 = self._make_layer(block, width, layers[0], stride=1)
+        self.layer2 = self._make_layer(block, 2 * width, layers[1], stride=2)
+        self.layer3 = self._make_layer(block, 4 * width, layers[2], stride=2)
+        self.layer4 = self._make_layer(block, 8 * width, layers[3], stride=2)
         self.avgpool = nn.AdaptiveAvgPool2d(1)
-        self.out_dim = 512 * block.expansion
+        self.out_dim = 8 * width * block.expansion
         for mod in self.modules():
             if isinstance(mod, nn.Conv2d):
                 nn.init.kaiming_normal_(mod.weight, mode="fan_out", nonlinearity="relu", generator=generator)
@@ -180,17 +197,29 @@ class ResNet(nn.Module):
         return nn.Sequential(*layers)
 
     def forward(self, x: Tensor) -> Tensor:
-        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))  # (N, 64, H/4, W/4)
-        x = self.layer1(x)  # (N, 64e, H/4, W/4), e = block expansion
-        x = self.layer2(x)  # (N, 128e, H/8, W/8)
-        x = self.layer3(x)  # (N, 256e, H/16, W/16)
-        x = self.layer4(x)  # (N, 512e, H/32, W/32)
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))  # (N, w, H/r, W/r), r = 4 (1 with the CIFAR stem)
+        x = self.layer1(x)  # (N, w e, H/r, W/r), e = block expansion
+        x = self.layer2(x)  # (N, 2w e, H/2r, W/2r)
+        x = self.layer3(x)  # (N, 4w e, H/4r, W/4r)
+        x = self.layer4(x)  # (N, 8w e, H/8r, W/8r)
         return torch.flatten(self.avgpool(x), 1)  # (N, out_dim)
 
 
-ARCHS: dict[str, tuple[type[BasicBlock] | type[Bottleneck], tuple[int, int, int, int]]] = {
-    "resnet18": (BasicBlock, (2, 2, 2, 2)),
-    "resnet50": (Bottleneck, (3, 4, 6, 3)),
+@dataclass(frozen=True)
+class ArchSpec:
+    """One architecture of :data:`ARCHS`: block type, blocks per stage, base width, stem."""
+
+    block: type[BasicBlock] | type[Bottleneck]
+    layers: tuple[int, int, int, int]
+    width: int = 64
+    cifar_stem: bool = False
+
+
+ARCHS: dict[str, ArchSpec] = {
+    "resnet18": ArchSpec(BasicBlock, (2, 2, 2, 2)),
+    "resnet50": ArchSpec(Bottleneck, (3, 4, 6, 3)),
+    "resnet18-cifar": ArchSpec(BasicBlock, (2, 2, 2, 2), cifar_stem=True),
+    "resnet18-cifar-half": ArchSpec(BasicBlock, (2, 2, 2, 2), width=32, cifar_stem=True),
 }
 
 
@@ -204,8 +233,9 @@ def build_resnet(
     """A ResNet backbone with torchvision's layer names and initialisation, without the classifier.
 
     Args:
-        arch: ``"resnet18"`` (BasicBlock, [2, 2, 2, 2], 512 features) or ``"resnet50"`` (Bottleneck,
-            [3, 4, 6, 3], 2048 features).
+        arch: a name of :data:`ARCHS`: ``"resnet18"`` (BasicBlock, [2, 2, 2, 2], 512 features),
+            ``"resnet50"`` (Bottleneck, [3, 4, 6, 3], 2048 features), ``"resnet18-cifar"`` (3x3 stride-1
+            stem, 512 features) or ``"resnet18-cifar-half"`` (the same at half width, 256 features).
         norm_layer: makes a normalisation layer from a channel count; default ``nn.BatchNorm2d``. For split
             BatchNorm pass ``functools.partial(SplitBatchNorm, num_splits=S)``.
         zero_init_residual: start the last BatchNorm of every residual branch at zero (Goyal et al. 2017).
@@ -216,11 +246,13 @@ def build_resnet(
     """
     if arch not in ARCHS:
         raise ValueError(f"unknown arch {arch!r}; choose one of {', '.join(sorted(ARCHS))}")
-    block, layers = ARCHS[arch]
+    spec = ARCHS[arch]
     return ResNet(
-        block,
-        layers,
+        spec.block,
+        spec.layers,
         norm_layer=norm_layer or nn.BatchNorm2d,
         zero_init_residual=zero_init_residual,
         generator=generator,
+        width=spec.width,
+        cifar_stem=spec.cifar_stem,
     )

@@ -6,6 +6,12 @@ view)), and the augmentations of each step (a torch generator seeded from (seed,
 the model (with the queue), the optimiser and the position in the epoch, so ``--resume`` after an
 interruption continues to the same weights as an uninterrupted run.
 
+Resuming (:func:`resume_plan`): a finished run is left as it is; ``--epochs`` may grow, and the run then
+reaches the weights of a run trained that long from the start: it continues from its checkpoint when the
+learning-rate schedule's horizon (``schedule_epochs``, by default ``epochs``) is unchanged, and otherwise
+retrains from step 0 (every step's cosine learning rate depends on the horizon). Any other changed setting
+is refused, by name.
+
 Multi-GPU / multi-node: launch with ``torchrun``; each rank takes its slice of every global batch, the
 model is wrapped in DistributedDataParallel, and keys are all-gathered into every rank's queue.
 """
@@ -30,14 +36,15 @@ from envsim.reader import DatasetReader
 from envsim.scene import file_sha256
 from envsim.splits import view_splits
 from envsim.version import code_version
-from pairing.loader import PartnerSampling, SpatialPairs
-from pairing.similarity import Falloff, SimilarityConfig
 from pairing.store import PAIRS_NAME
 from training.augment import AugmentConfig, moco_v2_augment
 from training.encoder import ENCODER_NAME
 from training.losses import soft_info_nce
 from training.moco import Method, MoCo, MoCoConfig
+from training.positives import PositiveTable
+from training.resnet import ARCHS
 from training.schedule import cosine_schedule, scaled_lr
+from training.views import EpochBatches, TrainViews, steps_per_epoch
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +64,11 @@ class TrainConfig:
 
     Attributes:
         method: moco (instance discrimination), ess-mb (binary spatial positives) or ess-mw (weighted).
-        arch: resnet18 or resnet50.
+        arch: a backbone of :data:`training.resnet.ARCHS` (resnet18, resnet50, resnet18-cifar,
+            resnet18-cifar-half).
         epochs: passes over the dataset's views.
+        schedule_epochs: length of the cosine learning-rate schedule in epochs; None = ``epochs``. Set it
+            above ``epochs`` to train part of a schedule now and extend the run later with ``--resume``.
         batch_size: global batch (split over ranks under torchrun).
         lr: base learning rate; None = 0.03 * batch_size / 256.
         momentum: SGD momentum.
@@ -75,8 +85,10 @@ class TrainConfig:
         seed: everything random derives from it.
         device: "auto" (CUDA when available), "cpu", "cuda", "cuda:1", ...
         checkpoint_every: also checkpoint every this many steps (0 = at epoch ends only).
-        light_positives: plain MoCo with the same pose under another light as the key view (datasets
-            rendered with ``--light-variants``).
+        light_positives: the own key's view is the same pose under another light (datasets rendered with
+            ``--light-variants``), for every method.
+        instance_positive: ESS methods keep the anchor's second augmentation as a positive and add the
+            spatial partner as an extra key; False: the partner replaces it.
         log_every: steps between log lines.
         crop_min_scale: smallest random-resized-crop area fraction (MoCo-v2: 0.2).
         jitter_strength: multiplier of MoCo-v2's colour jitter (0.4, 0.4, 0.4, 0.1).
@@ -86,6 +98,7 @@ class TrainConfig:
     method: Method = Method.MOCO
     arch: str = "resnet18"
     epochs: int = 10
+    schedule_epochs: int | None = None
     batch_size: int = 64
     lr: float | None = None
     momentum: float = 0.9
@@ -102,6 +115,7 @@ class TrainConfig:
     device: str = "auto"
     checkpoint_every: int = 0
     light_positives: bool = False
+    instance_positive: bool = True
     log_every: int = 10
     crop_min_scale: float = 0.2
     jitter_strength: float = 1.0
@@ -113,23 +127,25 @@ class TrainConfig:
         object.__setattr__(self, "method", Method(self.method))
         if self.epochs < 1 or self.batch_size < 2:
             raise ValueError("--epochs must be >= 1 and --batch-size >= 2")
+        if self.schedule_epochs is not None and self.schedule_epochs < self.epochs:
+            raise ValueError(f"--schedule-epochs {self.schedule_epochs} must be at least --epochs {self.epochs}")
+        if self.arch not in ARCHS:
+            raise ValueError(f"unknown --arch {self.arch!r}; choose one of {', '.join(sorted(ARCHS))}")
         if self.batch_size % self.bn_splits:
             raise ValueError(f"--batch-size {self.batch_size} must be a multiple of --bn-splits {self.bn_splits}")
         if not 0 <= self.moco_m < 1 or self.temperature <= 0:
             raise ValueError("--moco-m must lie in [0, 1) and --temperature be positive")
-        if self.light_positives and self.method is not Method.MOCO:
-            raise ValueError("--light-positives applies to --method moco (ESS methods sample spatial partners)")
         if self.seed < 0 or self.workers < 0:
             raise ValueError("--seed and --workers must be >= 0")
 
+    @property
+    def horizon(self) -> int:
+        """Epochs of the cosine learning-rate schedule."""
+        return self.schedule_epochs or self.epochs
 
-def partner_sampling(config: TrainConfig) -> PartnerSampling:
-    """Which partner the loader gives each view for the method."""
-    if config.method is Method.ESS_MB:
-        return PartnerSampling.UNIFORM
-    if config.method is Method.ESS_MW:
-        return PartnerSampling.WEIGHTED
-    return PartnerSampling.LIGHT if config.light_positives else PartnerSampling.SELF
+
+RESUMABLE_CHANGES = ("epochs", "workers", "device", "log_every", "checkpoint_every")
+"""Settings ``--resume`` accepts with another value: more epochs, and how the run is executed."""
 
 
 def queue_size(config: TrainConfig, n_views: int) -> int:
@@ -137,34 +153,6 @@ def queue_size(config: TrainConfig, n_views: int) -> int:
     if config.queue_size is not None:
         return config.queue_size
     return max(config.batch_size, min(MAX_QUEUE, (n_views // config.batch_size) * config.batch_size))
-
-
-def _to_chw(rgb: np.ndarray) -> torch.Tensor:
-    """uint8 (H, W, 3) -> uint8 (3, H, W) tensor (augmentation runs later, batched, on the device)."""
-    return torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)
-
-
-class EpochBatches(torch.utils.data.Sampler):
-    """Index batches of one epoch: a permutation from (seed, epoch), cut into global batches (the last
-    incomplete one dropped), each rank taking its contiguous slice; starts at batch ``start``."""
-
-    def __init__(self, n: int, *, batch_size: int, seed: int, epoch: int, start: int = 0, rank: int = 0, world: int = 1):
-        order = np.random.default_rng((seed, epoch)).permutation(n)
-        per_rank = batch_size // world
-        self.batches = [
-            order[b * batch_size + rank * per_rank : b * batch_size + (rank + 1) * per_rank].tolist()
-            for b in range(start, n // batch_size)
-        ]
-
-    def __iter__(self):
-        return iter(self.batches)
-
-    def __len__(self) -> int:
-        return len(self.batches)
-
-
-def steps_per_epoch(n_views: int, batch_size: int) -> int:
-    return n_views // batch_size
 
 
 def _device(name: str) -> torch.device:
@@ -177,6 +165,32 @@ def _atomic_save(obj: Any, path: Path) -> None:
     tmp = path.with_name(path.name + ".partial")
     torch.save(obj, tmp)
     os.replace(tmp, path)
+
+
+def resume_plan(saved: dict[str, Any], config: dict[str, Any], steps_done: int, total: int) -> str:
+    """What ``--resume`` does with a checkpoint: ``"finished"``, ``"continue"`` or ``"restart"``.
+
+    Args:
+        saved: the run's resolved config (from its checkpoint).
+        config: the config asked for now (JSON form).
+        steps_done: steps in the checkpoint.
+        total: steps the config asks for.
+
+    Raises:
+        TrainError: a setting other than :data:`RESUMABLE_CHANGES` changed (the message names it), or
+            ``--epochs`` shrank below what the run has done.
+    """
+    changed = sorted(k for k in set(saved) | set(config) if saved.get(k) != config.get(k) and k not in RESUMABLE_CHANGES)
+    if changed:
+        diffs = "; ".join(f"{k.replace('_', '-')}: {saved.get(k)!r} in the run, {config.get(k)!r} now" for k in changed)
+        raise TrainError(f"the run was trained with other settings ({diffs}); drop them or choose another --out")
+    if steps_done > total:
+        raise TrainError(f"the run has trained {steps_done} steps, more than --epochs {config['epochs']} gives ({total}); "
+                         "keep its --epochs or choose another --out")
+    horizon = lambda c: c.get("schedule_epochs") or c["epochs"]  # noqa: E731
+    if horizon(saved) != horizon(config) and steps_done > 0:
+        return "restart"
+    return "finished" if steps_done == total else "continue"
 
 
 def train(
@@ -194,11 +208,12 @@ def train(
         config: training settings.
         out: run folder: ``checkpoint.pt`` (everything to resume), ``encoder.pt`` (the query backbone with
             its model arguments, for ``ess bench``), ``log.jsonl``, ``loss.png`` and ``config.json``.
-        resume: continue the run in ``out`` from its checkpoint.
+        resume: continue the run in ``out`` from its checkpoint (see :func:`resume_plan`).
         progress: called after every step with the global step and the step's numbers.
 
     Returns:
-        A summary: steps, final loss, mean images/s.
+        A summary: ``steps``, ``final_loss`` and mean ``images_per_s`` of this call's steps (None when it
+        trained none), ``status`` ("trained", "continued", "restarted" or "finished": nothing to do).
 
     Raises:
         TrainError: bad input, or ``out`` holds another run (without ``resume``).
@@ -219,9 +234,8 @@ def train(
     try:
         reader = DatasetReader(data)
         splits = view_splits(reader.manifest, reader.meta())
-        dataset = SpatialPairs(
-            data, sampling=partner_sampling(config), transform=_to_chw, subset=splits.train, seed=config.seed
-        )
+        dataset = TrainViews(data, subset=splits.train, seed=config.seed,
+                             spatial=config.method is not Method.MOCO, light=config.light_positives)
     except ValueError as exc:
         raise TrainError(str(exc)) from exc
     n = len(dataset)
@@ -229,19 +243,16 @@ def train(
         raise TrainError(f"the training split has {n} views, fewer than --batch-size {config.batch_size}")
     out = Path(out)
     ckpt_path = out / CHECKPOINT_NAME
-    pairs_sha = file_sha256(dataset.reader.folder / PAIRS_NAME)
     provenance = {
         "path": str(dataset.reader.folder),
         "manifest_sha256": dataset.reader.manifest_sha256(),
-        "pairs_sha256": pairs_sha,
+        "pairs_sha256": file_sha256(dataset.reader.folder / PAIRS_NAME),
         "views": n,
         "splits": splits.summary(),
     }
-    sim = dict(dataset_pairs_similarity(dataset.reader.folder))
     model_args = MoCoConfig(
         arch=config.arch, dim=config.dim, mlp_hidden=config.mlp_hidden, K=queue_size(config, n), m=config.moco_m,
         T=config.temperature, bn_splits=config.bn_splits, method=config.method,
-        similarity=SimilarityConfig(**{**sim, "falloff": Falloff(sim["falloff"])}),
     )
     cfg_json = to_jsonable(config)
     if ckpt_path.exists() and not resume:
@@ -249,20 +260,37 @@ def train(
     if resume and not ckpt_path.exists():
         raise TrainError(f"nothing to resume: {ckpt_path} does not exist")
 
+    per_epoch = steps_per_epoch(n, config.batch_size)
+    total = per_epoch * config.epochs
+    horizon = per_epoch * config.horizon
+    ckpt, status = None, "trained"
+    if resume:
+        ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
+        if ckpt["dataset"]["manifest_sha256"] != provenance["manifest_sha256"]:
+            raise TrainError(f"{out} was trained on another dataset; choose another --out")
+        status = {"finished": "finished", "continue": "continued", "restart": "restarted"}[
+            resume_plan(ckpt["config"], cfg_json, int(ckpt["step"]), total)]
+        if status == "finished":
+            return {"steps": int(ckpt["step"]), "final_loss": None, "images_per_s": None, "status": status}
+        if status == "restarted":
+            log.warning("the learning-rate schedule now spans %d epochs instead of %d: every step's learning rate "
+                        "changed, so the run is retrained from step 0", config.horizon,
+                        ckpt["config"].get("schedule_epochs") or ckpt["config"]["epochs"])
+            ckpt = None
+
     torch.manual_seed(config.seed)
     model = MoCo(model_args).to(device)
     base_lr = config.lr if config.lr is not None else scaled_lr(0.03, config.batch_size)
     optimizer = torch.optim.SGD(model.parameters(), lr=base_lr, momentum=config.momentum, weight_decay=config.weight_decay)
-    per_epoch = steps_per_epoch(n, config.batch_size)
-    total = per_epoch * config.epochs
     step = 0
-    if resume:
-        ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
-        if ckpt["config"] != cfg_json or ckpt["dataset"]["manifest_sha256"] != provenance["manifest_sha256"]:
-            raise TrainError(f"{out} was trained with other settings or data; choose another --out")
+    if ckpt is not None:
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         step = int(ckpt["step"])
+    positives = PositiveTable.from_pairs_file(
+        {"pair": dataset.pairs.pairs, "weight": dataset.pairs.weight, "distance": dataset.pairs.distance,
+         "angle": dataset.pairs.angle}, dataset.pairs.positive, dataset.pairs.meta["scene"],
+    ).to(device)
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
         (out / CONFIG_NAME).write_text(json.dumps({"config": cfg_json, "model_args": to_jsonable(model_args),
@@ -284,6 +312,7 @@ def train(
                 ckpt_path,
             )
 
+    spatial = config.method is not Method.MOCO
     losses, speeds = [], []
     try:
         while step < total:
@@ -296,21 +325,23 @@ def train(
                 persistent_workers=False, pin_memory=device.type == "cuda",
             )
             t_last = time.perf_counter()
-            for im_a, im_b, weight, meta in loader:
-                lr = cosine_schedule(step, total, base_lr, 0.0)
+            for batch in loader:
+                lr = cosine_schedule(step, horizon, base_lr, 0.0)
                 for group in optimizer.param_groups:
                     group["lr"] = lr
                 gen = torch.Generator(device=device).manual_seed(config.seed * 1_000_003 + step)
-                im_a, im_b = im_a.to(device, non_blocking=True), im_b.to(device, non_blocking=True)
-                q_in = moco_v2_augment(im_a, config=augment, generator=gen)  # (B, 3, S, S)
-                k_in = moco_v2_augment(im_b, config=augment, generator=gen)
-                query_meta = {"scene": meta["scene"].to(device), "position": meta["position_a"].to(device).float(),
-                              "rotation": meta["rotation_a"].to(device).float()}
-                key_meta = {"scene": meta["scene"].to(device), "position": meta["position_b"].to(device).float(),
-                            "rotation": meta["rotation_b"].to(device).float()}
-                # A partner's weight can be 0 (e.g. a covisibility positive outside the angle gate): keep it > 0.
-                own = weight.to(device).float().clamp(1e-3, 1.0)  # (B,)
-                logits, targets = net(q_in, k_in, key_meta=key_meta, query_meta=query_meta, own_weight=own, generator=gen)
+                batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+                q_in = moco_v2_augment(batch["anchor"], config=augment, generator=gen)  # (B, 3, S, S)
+                k_in = moco_v2_augment(batch["instance"], config=augment, generator=gen)
+                if spatial and config.instance_positive:
+                    p_in, p_view = moco_v2_augment(batch["partner"], config=augment, generator=gen), batch["partner_view"]
+                elif spatial:  # the partner replaces the instance key
+                    k_in, batch["instance_view"] = moco_v2_augment(batch["partner"], config=augment, generator=gen), batch["partner_view"]
+                    p_in = p_view = None
+                else:
+                    p_in = p_view = None
+                logits, targets = net(q_in, k_in, view_q=batch["view"], view_k=batch["instance_view"], im_p=p_in,
+                                      view_p=p_view, positives=positives, generator=gen)
                 loss = soft_info_nce(logits, targets)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -347,15 +378,7 @@ def train(
         plot_log(out / LOG_NAME, out / "loss.png")
     warm = speeds[len(speeds) // 4 :] or speeds
     return {"steps": step, "final_loss": losses[-1] if losses else None,
-            "images_per_s": float(np.mean(warm)) if warm else None}
-
-
-def dataset_pairs_similarity(folder: str | os.PathLike) -> dict[str, Any]:
-    """The SimilarityConfig fields that ``ess pair`` used for a dataset (so batch/queue positives follow the
-    same rule as the sampled partners)."""
-    from pairing.store import read_pairs
-
-    return dict(read_pairs(Path(folder) / PAIRS_NAME, keys=())["attrs"]["config"]["similarity"])
+            "images_per_s": float(np.mean(warm)) if warm else None, "status": status}
 
 
 def _truncate_log(path: Path, step: int) -> None:

@@ -40,8 +40,22 @@ def test_torchvision_layer_names():
 
 
 def test_unknown_arch_lists_choices():
-    with pytest.raises(ValueError, match="resnet18, resnet50"):
+    with pytest.raises(ValueError, match="resnet18, resnet18-cifar, resnet18-cifar-half, resnet50"):
         build_resnet("resnet34")
+
+
+@pytest.mark.parametrize(("arch", "out_dim", "layer1_side"), [("resnet18-cifar", 512, 32), ("resnet18-cifar-half", 256, 32)])
+def test_cifar_stem_keeps_resolution(arch, out_dim, layer1_side):
+    net = build_resnet(arch).eval()
+    assert net.out_dim == out_dim
+    x = torch.randn(2, 3, 32, 32)
+    stem = net.maxpool(net.relu(net.bn1(net.conv1(x))))
+    assert stem.shape[-1] == layer1_side and net.layer1(stem).shape[1] == out_dim // 8
+    assert net(x).shape == (2, out_dim)
+    # the half-width network has a quarter of the 3x3 weights of the full one (to the stem's 3 input channels)
+    full = sum(p.numel() for p in build_resnet("resnet18-cifar").parameters())
+    half = sum(p.numel() for p in build_resnet("resnet18-cifar-half").parameters())
+    assert 0.24 < half / full < 0.26
 
 
 def test_kaiming_init_and_generator():

@@ -74,7 +74,7 @@ def test_run_artifacts_and_errors(data, tmp_path):
     assert model(torch.zeros(2, 3, 32, 32)).shape == (2, 512) and record["seed"] == 0
     with pytest.raises(TrainError, match="--resume"):
         train(data, config=TrainConfig(method="ess-mb", epochs=1, **TINY), out=run)
-    with pytest.raises(TrainError, match="other settings"):
+    with pytest.raises(TrainError, match="other settings .*method: 'ess-mb' in the run, 'moco' now"):
         train(data, config=TrainConfig(method="moco", epochs=1, **TINY), out=run, resume=True)
     with pytest.raises(TrainError, match="ess render"):
         train(tmp_path, config=TrainConfig(epochs=1, **TINY), out=tmp_path / "x")
@@ -83,6 +83,70 @@ def test_run_artifacts_and_errors(data, tmp_path):
         render=RenderConfig(width=16, height=16), trajectory=TrajectoryConfig(views=8, views_per_trajectory=4)))
     with pytest.raises(TrainError, match="ess pair"):
         train(unpaired, config=TrainConfig(epochs=1, **TINY), out=tmp_path / "y")
+
+
+def _weights(run):
+    return torch.load(run / "checkpoint.pt", weights_only=False)["model"]
+
+
+def _same_weights(a, b):
+    return all(torch.equal(a[k], b[k]) for k in a) and a.keys() == b.keys()
+
+
+def test_resume_of_a_finished_run_changes_nothing(data, tmp_path, capsys):
+    from envsim.cli import main
+
+    run = tmp_path / "done"
+    config = TrainConfig(method="ess-mb", epochs=1, **TINY)
+    train(data, config=config, out=run)
+    before = {p.name: p.read_bytes() for p in run.iterdir()}
+    summary = train(data, config=config, out=run, resume=True)
+    assert summary["status"] == "finished" and summary["final_loss"] is None
+    assert {p.name: p.read_bytes() for p in run.iterdir()} == before
+    args = ["train", str(data), "--method", "ess-mb", "--out", str(run), "--epochs", "1", "--batch-size", "16",
+            "--dim", "16", "--mlp-hidden", "64", "--bn-splits", "2", "--workers", "0", "--moco-m", "0.99",
+            "--lr", "0.05", "--no-progress", "--resume"]
+    assert main(args) == 0
+    assert "finished" in capsys.readouterr().out
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.name != "config.json"} == {
+        k: v for k, v in before.items() if k != "config.json"}
+    assert main([*args[:-1], "--lr", "0.1", "--resume"]) == 2
+    assert "lr: 0.05 in the run, 0.1 now" in capsys.readouterr().err
+
+
+def test_more_epochs_extend_a_run_to_the_weights_of_a_longer_run(data, tmp_path):
+    """--resume --epochs 2 on a 1-epoch run gives the weights of a 2-epoch run: by continuing when the schedule's
+    horizon was set for it (--schedule-epochs 2), by retraining from step 0 when the horizon changes."""
+    reference = tmp_path / "two"
+    train(data, config=TrainConfig(method="ess-mw", epochs=2, **TINY), out=reference)
+    for name, first in (("continued", dict(schedule_epochs=2)), ("restarted", {})):
+        run = tmp_path / name
+        train(data, config=TrainConfig(method="ess-mw", epochs=1, **TINY, **first), out=run)
+        one_epoch_steps = torch.load(run / "checkpoint.pt", weights_only=False)["step"]
+        summary = train(data, config=TrainConfig(method="ess-mw", epochs=2, **TINY, **first), out=run, resume=True)
+        assert summary["status"] == name and summary["steps"] == 2 * one_epoch_steps
+        assert _same_weights(_weights(run), _weights(reference)), name
+    with pytest.raises(TrainError, match="more than --epochs 1"):
+        train(data, config=TrainConfig(method="ess-mw", epochs=1, **TINY), out=reference, resume=True)
+
+
+def test_ess_light_positives_take_the_own_key_from_another_light(tmp_path):
+    from envsim.render import LightingConfig
+    from training.views import TrainViews
+
+    out = tmp_path / "lv"
+    render_dataset(resolve_sources(["procedural:2"]), out=out, config=DatasetConfig(
+        light_variants=2, render=RenderConfig(width=16, height=16, lighting=LightingConfig(jitter=True)),
+        trajectory=TrajectoryConfig(views=40, views_per_trajectory=10)))
+    build_pairs(out, config=PairConfig(compute_covisibility=False))
+    views = TrainViews(out, subset=np.ones(160, bool), seed=0, spatial=True, light=True)
+    for i in range(0, 160, 7):
+        item = views[i]
+        assert item["instance_view"] == item["view"] ^ 1  # variants are consecutive: 0-1, 2-3, ...
+        assert not torch.equal(item["anchor"], item["instance"])  # same pose, other light
+    summary = train(out, config=TrainConfig(method="ess-mb", epochs=1, light_positives=True, **TINY),
+                    out=tmp_path / "run")
+    assert summary["steps"] > 0 and np.isfinite(summary["final_loss"])
 
 
 def test_training_on_the_train_split_only(data, tmp_path):

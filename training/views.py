@@ -1,0 +1,97 @@
+"""What a training step reads: each anchor view, its instance key's view and its spatial partner, in batches.
+
+:class:`TrainViews` wraps :class:`pairing.loader.SpatialPairs` (restricted to the training split) and
+yields, for item ``i`` anchored on view ``v``:
+
+- ``anchor``: view ``v`` (uint8 (3, H, W)), the query after augmentation;
+- ``instance``: the view of the own key, ``v`` itself (MoCo's second augmentation of the same image) or,
+  with light positives, the same pose under another light (``ess render --light-variants``);
+- ``partner`` (ESS only): a spatial positive of ``v`` drawn uniformly among its positives (``v`` itself
+  when it has none), the extra batch key of ESS-MB / ESS-MW;
+- ``view``, ``instance_view``, ``partner_view``: their global view indices (the queue stores them and the
+  positive lookup uses them).
+
+Every draw is seeded by (seed, epoch, view), so a run is the same whatever the number of loader workers.
+:class:`EpochBatches` cuts each epoch's permutation (from (seed, epoch)) into global batches.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+import torch
+
+from pairing.loader import PartnerSampling, SpatialPairs
+
+
+def image_chw(rgb: np.ndarray) -> torch.Tensor:
+    """uint8 (H, W, 3) -> uint8 (3, H, W) tensor (augmentation runs later, batched, on the device)."""
+    return torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)
+
+
+class TrainViews(torch.utils.data.Dataset):
+    """Anchors of the training split with their instance and spatial keys' views (module docstring).
+
+    Args:
+        folder: dataset folder with ``pairs.h5``.
+        subset: bool (V,) the views training may use (anchors and partners both).
+        seed: partner-sampling seed.
+        spatial: also read a spatial partner per anchor (ESS methods).
+        light: take the instance key from another light of the same pose when there is one.
+
+    Raises:
+        ValueError: no pairs file, or one built for another dataset.
+    """
+
+    def __init__(self, folder: str | os.PathLike, *, subset: np.ndarray, seed: int, spatial: bool, light: bool):
+        self.pairs = SpatialPairs(folder, sampling=PartnerSampling.UNIFORM, subset=subset, seed=seed)
+        self.reader = self.pairs.reader
+        self.spatial, self.light = spatial, light
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Draw other partners in the next epoch."""
+        self.pairs.set_epoch(epoch)
+
+    def _image(self, view: int) -> torch.Tensor:
+        return image_chw(self.reader.read("rgb", view))
+
+    def __getitem__(self, item: int) -> dict[str, Any]:
+        view = int(self.pairs.index_map[int(item)])
+        instance = self.pairs.light_variant(view)[0] if self.light else view
+        anchor = self._image(view)
+        out = {"anchor": anchor, "instance": anchor if instance == view else self._image(instance),
+               "view": view, "instance_view": instance}
+        if self.spatial:
+            partner = self.pairs.partner(view)[0]
+            out["partner"] = self._image(partner)
+            out["partner_view"] = partner
+        return out
+
+
+class EpochBatches(torch.utils.data.Sampler):
+    """Index batches of one epoch: a permutation from (seed, epoch), cut into global batches (the last
+    incomplete one dropped), each rank taking its contiguous slice; starts at batch ``start``."""
+
+    def __init__(self, n: int, *, batch_size: int, seed: int, epoch: int, start: int = 0, rank: int = 0, world: int = 1):
+        order = np.random.default_rng((seed, epoch)).permutation(n)
+        per_rank = batch_size // world
+        self.batches = [
+            order[b * batch_size + rank * per_rank : b * batch_size + (rank + 1) * per_rank].tolist()
+            for b in range(start, n // batch_size)
+        ]
+
+    def __iter__(self):
+        return iter(self.batches)
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+
+def steps_per_epoch(n_views: int, batch_size: int) -> int:
+    """Optimiser steps of one epoch (incomplete batches are dropped)."""
+    return n_views // batch_size
