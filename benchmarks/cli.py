@@ -33,7 +33,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="compare the runs' bench reports: mean ± std per method over seeds")
     p.add_argument("--out", help="output folder (default: <run>/bench; with --compare ./comparison)")
     p.add_argument("--seed", type=non_negative_int, default=0,
-                   help="bench seed: random-init encoder, probe init, chance draws (default 0)")
+                   help="bench seed: probe init, chance draws (default 0)")
+    p.add_argument("--random-init-seed", type=non_negative_int,
+                   help="seed of the random-init floor (default: the run's training seed, the network it started from)")
     p.add_argument("--knn-k", type=positive_int, default=20, help="k of the k-NN room classifier (default 20)")
     p.add_argument("--probe-epochs", type=positive_int, default=100,
                    help="most L-BFGS iterations of the linear probe (default 100)")
@@ -54,7 +56,7 @@ def _config(args: argparse.Namespace):
         device = "cuda" if torch.cuda.is_available() else "cpu"
     try:
         return BenchConfig(knn_k=args.knn_k, probe_epochs=args.probe_epochs, seed=args.seed, batch_size=args.batch_size,
-                           device=device, image_size=args.image_size)
+                           device=device, image_size=args.image_size, random_init_seed=args.random_init_seed)
     except ValueError as exc:
         raise UserError(str(exc)) from exc
 

@@ -2,22 +2,36 @@
 
 Runs are grouped by training method (``moco``, ``ess-mb``, ``ess-mw``, then any other in name order);
 every scalar metric of the ``trained`` representation is summarised per setting as mean ± sample std over
-the group's runs (its training seeds). The floors, ``random-init`` (per architecture) and ``pixels``, are
-averaged over all runs. Reports must come from the same dataset and the same bench settings, and a
-checkpoint may appear only once: otherwise the numbers would not be comparable or ``n`` would be inflated.
+the group's runs (its training seeds). The floors count each distinct network once: ``random-init`` (per
+architecture) over its distinct initialisation seeds, ``pixels`` once (n = 1: it has no seed).
+
+Paired differences: each method other than ``moco`` minus ``moco``, and each method minus its random-init
+floor, are taken per training seed (the runs of one seed share the initial network, the order of views and
+the augmentations), then summarised as mean, sample std and a 95 % Student-t confidence interval over the
+seeds. ``checks`` holds, per method, whether it beats the random-init floor on familiar room k-NN by more
+than the spread of either (the outcome of the comparison, computed here).
+
+Reports must come from the same dataset and the same bench settings, and a checkpoint may appear only once:
+otherwise the numbers would not be comparable or ``n`` would be inflated.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+from scipy import stats
+
 from benchmarks.evaluate import DETERMINING_FIELDS, SETTINGS, json_ready
 from benchmarks.metrics import mean_std
 
-COMPARISON_FORMAT = "ess-comparison/1"
+COMPARISON_FORMAT = "ess-comparison/2"
+BASELINE = "moco"
+CONFIDENCE = 0.95
 METHOD_ORDER = ("moco", "ess-mb", "ess-mw")
 TABLE_COLUMNS = (
     ("room_linear_top1", "room linear %", "pct"),
@@ -57,6 +71,65 @@ def _group(name: str, kind: str, reports: list[dict[str, Any]], rep: str) -> dic
     }
 
 
+def _init_seed(report: dict[str, Any]) -> Any:
+    return (report.get("seeds") or {}).get("random_init", (report.get("seeds") or {}).get("bench"))
+
+
+def _distinct_inits(reports: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One report per random-init seed (the floor is the same network whatever was trained from it)."""
+    seen: dict[Any, dict[str, Any]] = {}
+    for r in reports:
+        seen.setdefault(_init_seed(r), r)
+    return list(seen.values())
+
+
+def paired_difference(values: list[tuple[float | None, float | None]]) -> dict[str, Any]:
+    """Mean, sample std and 95 % Student-t confidence interval of paired differences ``a - b``.
+
+    Args:
+        values: ``(a, b)`` per pair (e.g. per training seed); a pair with a None is dropped.
+
+    Returns:
+        ``{"mean", "std", "n", "ci_low", "ci_high"}``; the interval is None for fewer than two pairs.
+    """
+    d = np.array([a - b for a, b in values if a is not None and b is not None], np.float64)
+    d = d[np.isfinite(d)]
+    if d.size == 0:
+        return {"mean": None, "std": None, "n": 0, "ci_low": None, "ci_high": None}
+    mean, std = mean_std(d.tolist())
+    half = None
+    if d.size >= 2:
+        half = float(stats.t.ppf(0.5 + CONFIDENCE / 2, d.size - 1) * std / math.sqrt(d.size))
+    return {"mean": mean, "std": std, "n": int(d.size),
+            "ci_low": None if half is None else mean - half, "ci_high": None if half is None else mean + half}
+
+
+def _paired(a_runs: list[dict[str, Any]], b_runs: list[dict[str, Any]], b_rep: str, key_of) -> dict[str, Any]:
+    """Paired differences of every table metric, per setting: ``a`` trained minus ``b``'s ``b_rep``,
+    pairs matched by ``key_of(report)``."""
+    by_key = {key_of(r): r for r in b_runs}
+    pairs = [(r, by_key[key_of(r)]) for r in a_runs if key_of(r) in by_key]
+    out: dict[str, Any] = {"seeds": [a.get("training_seed") for a, _ in pairs]}
+    for setting in SETTINGS:
+        out[setting] = {
+            key: paired_difference([((a["results"]["trained"].get(setting) or {}).get(key),
+                                     (b["results"][b_rep].get(setting) or {}).get(key)) for a, b in pairs])
+            for key, _, _ in TABLE_COLUMNS
+        }
+    return out
+
+
+def _beats_floor(method_row: dict[str, Any], floor_row: dict[str, Any]) -> dict[str, Any]:
+    """Familiar room k-NN: the method's mean above the floor's by more than the larger of the two spreads."""
+    m = method_row["metrics"]["familiar"].get("room_knn_top1") or {}
+    f = floor_row["metrics"]["familiar"].get("room_knn_top1") or {}
+    if m.get("mean") is None or f.get("mean") is None:
+        return {"margin": None, "spread": None, "passed": None}
+    margin = m["mean"] - f["mean"]
+    spread = max(m.get("std") or 0.0, f.get("std") or 0.0)
+    return {"margin": margin, "spread": spread, "passed": bool(margin > spread)}
+
+
 def compare_runs(reports: list[dict[str, Any]]) -> dict[str, Any]:
     """Mean ± std per method over seeds, plus the random-init and raw-pixel floors.
 
@@ -68,7 +141,8 @@ def compare_runs(reports: list[dict[str, Any]]) -> dict[str, Any]:
         (methods in the order moco, ess-mb, ess-mw, others; then ``random-init (<arch>)`` and ``pixels``)
         has ``name``, ``kind`` ("method" or "baseline"), ``n_runs``, ``training_seeds``, ``runs``,
         ``checkpoints`` and ``metrics[setting][metric] = {"mean", "std", "n"}`` (std with ddof=1; 0 for one
-        run; None where a metric is NaN).
+        run; None where a metric is NaN); ``differences["<method> - moco" | "<method> - random-init"]
+        [setting][metric]`` from :func:`paired_difference` (plus the ``seeds`` paired); ``checks``.
 
     Raises:
         ValueError: no reports, reports from different datasets or bench settings, or a duplicated run.
@@ -95,11 +169,26 @@ def compare_runs(reports: list[dict[str, Any]]) -> dict[str, Any]:
         return (METHOD_ORDER.index(method) if method in METHOD_ORDER else len(METHOD_ORDER), method)
 
     methods = sorted({r["method"] for r in reports}, key=order)
-    rows = [_group(m, "method", [r for r in reports if r["method"] == m], "trained") for m in methods]
+    by_method = {m: [r for r in reports if r["method"] == m] for m in methods}
+    rows = [_group(m, "method", by_method[m], "trained") for m in methods]
+    floors = {}
     for arch in sorted({r["arch"] for r in reports}):
-        same_arch = [r for r in reports if r["arch"] == arch]
-        rows.append(_group(f"random-init ({arch})", "baseline", same_arch, "random-init"))
-    rows.append(_group("pixels", "baseline", reports, "pixels"))
+        inits = _distinct_inits([r for r in reports if r["arch"] == arch])
+        floors[arch] = _group(f"random-init ({arch})", "baseline", inits, "random-init")
+        floors[arch]["init_seeds"] = [_init_seed(r) for r in inits]
+        rows.append(floors[arch])
+    rows.append(_group("pixels", "baseline", reports[:1], "pixels"))
+    differences = {}
+    for m in methods:
+        if m != BASELINE and BASELINE in by_method:
+            differences[f"{m} - {BASELINE}"] = _paired(by_method[m], by_method[BASELINE], "trained",
+                                                       lambda r: r.get("training_seed"))
+        differences[f"{m} - random-init"] = _paired(by_method[m], by_method[m], "random-init", lambda r: r["run"])
+    checks = {}
+    for row in rows[: len(methods)]:
+        arch = by_method[row["name"]][0]["arch"]
+        checks[f"{row['name']} beats random-init on familiar room k-NN by more than the spread"] = _beats_floor(
+            row, floors[arch])
     from envsim.version import code_version
 
     return json_ready({
@@ -109,6 +198,8 @@ def compare_runs(reports: list[dict[str, Any]]) -> dict[str, Any]:
         "settings": list(SETTINGS),
         "code_version": code_version(),
         "rows": rows,
+        "differences": differences,
+        "checks": checks,
     })
 
 
@@ -122,10 +213,38 @@ def _cell(stat: dict[str, Any] | None, kind: str) -> str:
     return f"{scale * stat['mean']:.{digits}f} ± {std_text}"
 
 
+def _diff_cell(stat: dict[str, Any] | None, kind: str) -> str:
+    if not stat or stat.get("mean") is None:
+        return "–"
+    scale, digits = (100.0, 1) if kind == "pct" else (1.0, 2)
+    text = f"{scale * stat['mean']:+.{digits}f}"
+    if stat.get("ci_low") is not None:
+        text += f" [{scale * stat['ci_low']:+.{digits}f}, {scale * stat['ci_high']:+.{digits}f}]"
+    return text
+
+
+def differences_markdown(comparison: dict[str, Any]) -> list[str]:
+    """The paired differences as Markdown table lines (percentage points or metres, 95 % CI)."""
+    settings = comparison["settings"]
+    diffs = comparison.get("differences") or {}
+    if not diffs:
+        return []
+    head = ["difference", "n"] + [f"{s} {label}" for s in settings for _, label, _ in TABLE_COLUMNS]
+    lines = [
+        "| " + " | ".join(head) + " |",
+        "| --- | ---: | " + " | ".join("---:" for _ in head[2:]) + " |",
+    ]
+    for name, d in diffs.items():
+        cells = [_diff_cell(d.get(s, {}).get(key), kind) for s in settings for key, _, kind in TABLE_COLUMNS]
+        lines.append(f"| {name} | {len(d.get('seeds', []))} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def comparison_markdown(comparison: dict[str, Any]) -> str:
-    """The comparison as a Markdown table: one row per method and floor, for each setting the room
-    classification (linear, k-NN top-1 %) and localization (retrieval median m, recall@1 m %, regression
-    median m) columns, each ``mean ± std`` over the row's runs."""
+    """The comparison as Markdown: one row per method and floor, for each setting the room classification
+    (linear, k-NN top-1 %) and localization (retrieval median m, recall@1 m %, regression median m) columns,
+    each ``mean ± std`` over the row's runs; then the paired differences with their 95 % confidence
+    intervals, and the checks."""
     settings = comparison["settings"]
     head = ["method", "n"] + [f"{s} {label}" for s in settings for _, label, _ in TABLE_COLUMNS]
     lines = [
@@ -142,6 +261,19 @@ def comparison_markdown(comparison: dict[str, Any]) -> str:
         name = row["name"] if row["kind"] == "method" else f"*{row['name']}*"
         lines.append(f"| {name} | {row['n_runs']} | " + " | ".join(cells) + " |")
     lines.append("")
+    diff_lines = differences_markdown(comparison)
+    if diff_lines:
+        lines += ["Paired differences over training seeds (same seed = same initial network, view order and "
+                  "augmentations): mean [95 % CI], percentage points or metres (lower is better for the "
+                  "medians).", "", *diff_lines, ""]
+    for name, check in (comparison.get("checks") or {}).items():
+        if check.get("passed") is None:
+            continue
+        verdict = "yes" if check["passed"] else "**no**"
+        lines.append(f"- {name}: {verdict} (margin {100 * check['margin']:.1f} points, spread "
+                     f"{100 * check['spread']:.1f})")
+    if comparison.get("checks"):
+        lines.append("")
     return "\n".join(lines)
 
 

@@ -7,8 +7,13 @@ localization in environments seen in training ("familiar") and held-out ones ("u
   the familiar test views are ``splits.familiar`` (held-out trajectories of training scenes), the
   unfamiliar ones ``splits.unfamiliar`` (all views of held-out scenes).
 - **Representations**: ``trained`` (the run's frozen backbone), ``random-init`` (the same architecture at
-  its random initialisation, seeded with the bench seed) and ``pixels`` (the image averaged down to
-  ``pixels_size`` x ``pixels_size``, flattened): the last two are floors a trained encoder is read against.
+  its random initialisation, seeded by default with the run's training seed: the very network the run
+  started from, so that over several training seeds the floor has several initialisations too) and
+  ``pixels`` (the image averaged down to ``pixels_size`` x ``pixels_size``, flattened): the last two are
+  floors a trained encoder is read against.
+- **Warnings** (logged and listed in the report): the probes' training views hold fewer than two room
+  classes, a test split holds fewer than two, or a room class of the training views has no test view in a
+  setting: the room accuracy then says little (e.g. 100 % on a split that is all bedroom).
 - **Room classification**: a linear probe (:func:`benchmarks.probes.linear_probe`) and a weighted k-NN
   (:func:`benchmarks.probes.knn_classify`) trained on the labelled training views; views whose room is
   unknown (-1) are left out of training and of scoring. ``room_majority_top1`` (the most frequent training
@@ -50,7 +55,7 @@ BENCH_DIR = "bench"
 REPRESENTATIONS = ("trained", "random-init", "pixels")
 SETTINGS = ("familiar", "unfamiliar")
 READ_CHUNK = 512  # views read from the shards (and embedded) at a time
-DETERMINING_FIELDS = ("knn_k", "probe_epochs", "seed", "pixels_size", "image_size", "ridge_alpha")
+DETERMINING_FIELDS = ("knn_k", "probe_epochs", "seed", "random_init_seed", "pixels_size", "image_size", "ridge_alpha")
 
 
 class LeakageError(RuntimeError):
@@ -64,8 +69,9 @@ class BenchConfig:
     Attributes:
         knn_k: neighbours of the k-NN classifier, >= 1.
         probe_epochs: L-BFGS iterations of the linear probe, >= 1.
-        seed: seeds the random-init encoder, the linear probe's initialisation and the chance baseline
-            (>= 0; 0 is a valid seed).
+        seed: seeds the linear probe's initialisation and the chance baseline (>= 0; 0 is a valid seed).
+        random_init_seed: seed of the random-init encoder; None = the run's training seed (the network
+            the run started from).
         pixels_size: side in pixels of the raw-pixel baseline's downsampled image, >= 1.
         batch_size: images per encoder forward pass, >= 1.
         device: torch device of the encoders ("cpu", "cuda", "cuda:1", ...).
@@ -77,6 +83,7 @@ class BenchConfig:
     knn_k: int = 20
     probe_epochs: int = 100
     seed: int = 0
+    random_init_seed: int | None = None
     pixels_size: int = 16
     batch_size: int = 256
     device: str = "cpu"
@@ -89,6 +96,9 @@ class BenchConfig:
                 raise ValueError(f"{name} must be a whole number >= 1, got {getattr(self, name)!r}")
         if not _whole(self.seed, 0):
             raise ValueError(f"seed must be a whole number >= 0, got {self.seed!r}")
+        if self.random_init_seed is not None and not _whole(self.random_init_seed, 0):
+            raise ValueError(f"random_init_seed must be None (the run's seed) or a whole number >= 0, "
+                             f"got {self.random_init_seed!r}")
         if self.image_size is not None and not _whole(self.image_size, 1):
             raise ValueError(f"image_size must be None (automatic) or whole pixels >= 1, got {self.image_size!r}")
         alpha = self.ridge_alpha
@@ -159,6 +169,39 @@ def check_no_leakage(
         "probe_train_has_no_unfamiliar_views": True,
         "run_never_trained_on_unfamiliar_scenes": None if trained_scenes is None else True,
     }
+
+
+def room_warnings(room: np.ndarray, train: np.ndarray, tests: dict[str, np.ndarray], room_names: list[str]) -> list[str]:
+    """Why a room accuracy would say little: too few classes in a split, or a class without test views.
+
+    Args:
+        room: int (N,) room of every view (-1 unknown).
+        train: bool (N,) the probes' training views.
+        tests: setting -> bool (N,) its test views.
+        room_names: class names.
+
+    Returns:
+        One sentence per problem (empty when there is none).
+    """
+    def names(ids) -> str:
+        return ", ".join(room_names[i] for i in sorted(ids)) or "none"
+
+    out = []
+    seen = set(np.unique(room[train & (room >= 0)]).tolist())
+    if len(seen) < 2:
+        out.append(f"the probes' training views hold {len(seen)} room class(es) ({names(seen)}): room "
+                   "classification is trivial; render more views per scene or more trajectories")
+    for setting, mask in tests.items():
+        test = set(np.unique(room[mask & (room >= 0)]).tolist())
+        if not np.any(mask):
+            continue
+        if len(test) < 2:
+            out.append(f"the {setting} test views hold {len(test)} room class(es) ({names(test)}): its room "
+                       "accuracy measures one class only")
+        missing = seen - test
+        if missing and len(test) >= 2:
+            out.append(f"room class(es) {names(missing)} have training views but no {setting} test view")
+    return out
 
 
 def _embed_all(reader, views: np.ndarray, models: dict[str, torch.nn.Module], *, config: BenchConfig, size: int,
@@ -262,7 +305,8 @@ def evaluate_run(
     train_cfg = record.get("config") or {}
     size = config.image_size or train_cfg.get("image_size") or reader.width
     arch = record["arch"]
-    models = {"trained": model, "random-init": random_encoder(arch, seed=config.seed, device=config.device)}
+    init_seed = config.random_init_seed if config.random_init_seed is not None else int(record.get("seed") or 0)
+    models = {"trained": model, "random-init": random_encoder(arch, seed=init_seed, device=config.device)}
     before = {name: state_digest(m) for name, m in models.items()}
 
     def check_unchanged(stage: str) -> None:
@@ -283,6 +327,9 @@ def evaluate_run(
     n = len(reader)
     room = meta["room"].astype(np.int64)
     tests = {"familiar": splits.familiar, "unfamiliar": splits.unfamiliar}
+    warnings = room_warnings(room, splits.train, tests, reader.room_names)
+    for text in warnings:
+        log.warning("%s", text)
     queries = {setting: splits.query & mask for setting, mask in tests.items()}
     results: dict[str, dict[str, dict[str, Any]]] = {}
     feature_dims = {}
@@ -315,12 +362,12 @@ def evaluate_run(
         "method": str(train_cfg.get("method", "unknown")),
         "arch": arch,
         "training_seed": record.get("seed"),
-        "seeds": {"training": record.get("seed"), "bench": config.seed},
+        "seeds": {"training": record.get("seed"), "bench": config.seed, "random_init": init_seed},
         "bench_config": asdict(config),
         "image_size": int(size),
         "representations": {
             "trained": f"{arch} backbone of the run (frozen), {feature_dims['trained']}-d",
-            "random-init": f"{arch} at random initialisation (seed {config.seed}), {feature_dims['random-init']}-d",
+            "random-init": f"{arch} at random initialisation (seed {init_seed}), {feature_dims['random-init']}-d",
             "pixels": f"RGB averaged to {config.pixels_size}x{config.pixels_size}, {feature_dims['pixels']}-d",
         },
         "dataset": {
@@ -335,6 +382,7 @@ def evaluate_run(
             "room_names": reader.room_names,
         },
         "splits": summary,
+        "warnings": warnings,
         "checks": checks,
         "code_version": code_version(),
         "machine": machine_info(),
@@ -403,7 +451,8 @@ def bench_markdown(report: dict[str, Any]) -> str:
         f"training scenes {', '.join(s['train_scenes'])}; unfamiliar scenes {', '.join(s['test_scenes']) or 'none'}",
         f"- room probes: {s['room_train_views']} labelled training views, test {s['room_test_views']['familiar']} "
         f"familiar / {s['room_test_views']['unfamiliar']} unfamiliar (unknown rooms excluded)",
-        f"- bench seed {report['seeds']['bench']}, k-NN k={report['bench_config']['knn_k']}, "
+        f"- bench seed {report['seeds']['bench']}, random-init seed {report['seeds'].get('random_init')}, "
+        f"k-NN k={report['bench_config']['knn_k']}, "
         f"code {report['code_version']}",
         "",
         "| representation | setting | " + " | ".join(c[1] for c in SUMMARY_COLUMNS) + " |",
@@ -414,6 +463,8 @@ def bench_markdown(report: dict[str, Any]) -> str:
             cells = [_fmt(m.get(key), kind) for key, _, kind in SUMMARY_COLUMNS]
             lines.append(f"| {rep} | {setting} | " + " | ".join(cells) + " |")
     lines += ["", "Chance: a random database view of the query's scene; oracle: the nearest database camera.", ""]
+    if report.get("warnings"):
+        lines += ["Warnings:", *[f"- {w}" for w in report["warnings"]], ""]
     return "\n".join(lines)
 
 

@@ -543,7 +543,8 @@ def _scene_views(index, src, config, poses, current, out) -> _SceneViews:
         nav_path = nav_dir / f"{_safe(scene.name)}.npz"
         if not nav_path.is_file():
             nav.save(nav_path)
-        traj = sample_trajectories(nav, config=config.trajectory, rng=derive_rng(config.seed, "trajectory", scene.name))
+        traj = sample_trajectories(nav, config=config.trajectory, rng=derive_rng(config.seed, "trajectory", scene.name),
+                                   regions=room_regions(scene, nav))
         position, rotation = traj.position, traj.rotation
         trajectory, step = traj.trajectory.astype(np.int32), traj.step.astype(np.int32)
     if config.light_variants > 1:  # each pose rendered under several lights, consecutively
@@ -558,6 +559,16 @@ def _scene_views(index, src, config, poses, current, out) -> _SceneViews:
     )
     current.append(views)
     return views
+
+
+def room_regions(scene, nav: NavGrid) -> np.ndarray | None:
+    """The room polygon (index into ``scene.rooms``) of every navigable cell, -1 where none; None without rooms."""
+    if not scene.rooms:
+        return None
+    rows, cols = np.nonzero(nav.walkable)
+    regions = np.full(nav.walkable.shape, -1, np.int64)
+    regions[rows, cols] = scene.room_polygon_at(nav.to_world(rows, cols))
+    return regions
 
 
 def _safe(name: str) -> str:

@@ -42,6 +42,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--camera-height", type=float, default=1.5, help="camera height above the floor, metres (default 1.5)")
     g.add_argument("--pitch-jitter", type=float, default=0.0, help="std-dev of camera pitch, degrees (default 0)")
     g.add_argument("--roll-jitter", type=float, default=0.0, help="std-dev of camera roll, degrees (default 0)")
+    g.add_argument("--uniform-starts", action="store_true",
+                   help="start trajectories anywhere on the floor (default: in every annotated room, by floor area)")
     g.add_argument("--agent-radius", type=float, default=0.1, help="metres (default 0.1)")
     g.add_argument("--agent-height", type=float, default=1.5, help="headroom the agent needs, metres (default 1.5)")
     g.add_argument("--max-climb", type=float, default=0.2, help="largest step between floor cells, metres (default 0.2)")
@@ -118,6 +120,7 @@ def build_config(args: argparse.Namespace):
                 mode=TrajectoryMode(args.mode), views=args.views, views_per_trajectory=args.views_per_trajectory,
                 step_size=args.step_size, max_turn_deg=args.max_turn, camera_height=args.camera_height,
                 pitch_jitter_deg=args.pitch_jitter, roll_jitter_deg=args.roll_jitter,
+                starts_by_room=not args.uniform_starts,
             ),
         )
     except ValueError as exc:

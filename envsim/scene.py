@@ -160,9 +160,16 @@ class Scene:
         Returns:
             int32 (N,): -1 where no room polygon contains the point or its label is unknown.
         """
+        return self._rooms().lookup(points)
+
+    def room_polygon_at(self, points: np.ndarray) -> np.ndarray:
+        """Index into ``rooms`` of the polygon containing each (N, 3) point, -1 where none: int64 (N,)."""
+        return self._rooms().polygon_at(points)
+
+    def _rooms(self) -> "RoomMap":
         if not self._room_map:
             self._room_map.append(RoomMap.build(self.rooms))
-        return self._room_map[0].lookup(points)
+        return self._room_map[0]
 
 
 class RoomMap:

@@ -5,12 +5,23 @@ may be shorter). Each view is a camera ``camera_height`` metres above the floor 
 looking along the agent's heading (yaw; yaw 0 looks down -Z, positive yaw turns left, see
 :func:`envsim.camera.quat_from_yaw_pitch_roll`), optionally with Gaussian pitch and roll jitter.
 
+Start points: with ``regions`` (the room polygon of every navigable cell, from the scene's room
+annotations) and ``starts_by_room``, the trajectories of a scene start in every room: each room with
+navigable floor gets one trajectory when there are at least as many trajectories as rooms, the rest go to
+rooms in proportion to their floor area (largest remainders); with fewer trajectories than rooms, distinct
+rooms are drawn with probability proportional to area. Rooms are assigned to trajectories in random order,
+and each start is uniform over its room's cells. Without rooms a start is uniform over the navigable area.
+
 Modes (:class:`TrajectoryMode`):
 
 - ``random_walk``: a smooth random walk. The turn rate itself random-walks (mean-reverting, clipped to
   ``max_turn_deg`` per step); the agent steps ``step_size`` forward when the straight walk there stays on
   navigable cells, and otherwise turns in place, by ``max_turn_deg`` per step, towards the side where free
-  space is nearest. It never leaves the navigable space nor crosses a wall.
+  space is nearest. It never leaves the navigable space nor crosses a wall. With ``explore`` the walk
+  wanders from room to room: the turn rate is pulled (with its noise) towards the next corner of the
+  shortest path to a goal, drawn in another room (anywhere on the agent's island when the scene has no
+  rooms), and a new goal is drawn on arrival; otherwise a walk rarely finds a doorway and stays in the room
+  it starts in.
 - ``tour``: shortest-path tours between random goals (:meth:`NavGrid.shortest_path`), resampled every
   ``step_size`` metres along the path. The heading follows the walking direction; when the path turns more
   than ``max_turn_deg``, the agent first rotates in place, by at most ``max_turn_deg`` per view.
@@ -65,6 +76,10 @@ class TrajectoryConfig:
         lookahead: random walk only: metres of free floor the agent wants ahead of it; when the way is
             blocked closer than that it starts turning towards the freer side, so it rarely ends up
             facing a wall from a few centimetres (0 disables: turn only when the next step is blocked).
+        starts_by_room: random walks and tours start in every room, by area (module docstring), when the
+            scene has room annotations; False: uniformly over the navigable area.
+        explore: random walk only: wander from room to room towards goals (module docstring); False: a
+            plain smooth random walk.
     """
 
     mode: TrajectoryMode = TrajectoryMode.RANDOM_WALK
@@ -76,6 +91,8 @@ class TrajectoryConfig:
     pitch_jitter_deg: float = 0.0
     roll_jitter_deg: float = 0.0
     lookahead: float = 1.0
+    starts_by_room: bool = True
+    explore: bool = True
 
     def __post_init__(self) -> None:
         try:
@@ -141,13 +158,17 @@ class Trajectories:
         return len(self.position)
 
 
-def sample_trajectories(nav: NavGrid, *, config: TrajectoryConfig, rng: np.random.Generator) -> Trajectories:
+def sample_trajectories(
+    nav: NavGrid, *, config: TrajectoryConfig, rng: np.random.Generator, regions: np.ndarray | None = None
+) -> Trajectories:
     """Camera poses of an agent moving through the navigable space of one scene.
 
     Args:
         nav: the scene's navigable space.
         config: mode, counts and agent settings.
         rng: source of randomness; the same seed gives the same arrays.
+        regions: int (rows, cols) like ``nav.walkable``: the room (any id >= 0, e.g. a polygon index) of
+            every cell, -1 where none; trajectories start in every room (module docstring). None: no rooms.
 
     Returns:
         Exactly ``config.views`` views.
@@ -162,7 +183,13 @@ def sample_trajectories(nav: NavGrid, *, config: TrajectoryConfig, rng: np.rando
         floor, yaw = _coverage(nav, config.views, rng)
     else:
         walk = _random_walk if config.mode is TrajectoryMode.RANDOM_WALK else _tour
-        parts = [walk(nav, n, config, rng) for n in lengths]
+        use_rooms = config.starts_by_room and regions is not None
+        starts = _room_starts(nav, regions, len(lengths), rng) if use_rooms else [None] * len(lengths)
+        if walk is _random_walk:
+            goals = _GoalSampler(nav, regions) if config.explore else None
+            parts = [_random_walk(nav, n, config, rng, start, goals) for n, start in zip(lengths, starts)]
+        else:
+            parts = [walk(nav, n, config, rng, start) for n, start in zip(lengths, starts)]
         floor = np.concatenate([p for p, _ in parts])
         yaw = np.concatenate([y for _, y in parts])
     n = config.views
@@ -223,19 +250,86 @@ def _free_side(nav: NavGrid, p: np.ndarray, yaw: float, turn: float, step: float
     return 1 if rng.random() < 0.5 else -1  # boxed in: spin on the spot
 
 
+def _room_allocation(area: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """How many of ``n`` trajectories start in each room of floor ``area`` (cells, all > 0): int (R,)."""
+    r = area.size
+    if n < r:  # not every room can have one: distinct rooms, likelier the larger
+        out = np.zeros(r, np.int64)
+        out[rng.choice(r, size=n, replace=False, p=area / area.sum())] = 1
+        return out
+    share = (n - r) * area / area.sum()  # the rest by area, largest remainders
+    out = 1 + np.floor(share).astype(np.int64)
+    rest = n - int(out.sum())
+    out[np.argsort(-(share - np.floor(share)), kind="stable")[:rest]] += 1
+    return out
+
+
+def _room_starts(nav: NavGrid, regions: np.ndarray, n: int, rng: np.random.Generator) -> list[np.ndarray | None]:
+    """Start floor points (3,) of ``n`` trajectories spread over the rooms (module docstring); None entries
+    (start anywhere) when no navigable cell has a room."""
+    rows, cols = np.nonzero(nav.walkable & (regions >= 0))
+    if rows.size == 0:
+        return [None] * n
+    ids, cell_room, area = np.unique(regions[rows, cols], return_inverse=True, return_counts=True)
+    counts = _room_allocation(area.astype(np.float64), n, rng)
+    order = rng.permutation(np.repeat(np.arange(ids.size), counts))  # the room of each trajectory
+    starts = []
+    for room in order:
+        cells = np.flatnonzero(cell_room == room)
+        k = cells[rng.integers(cells.size)]
+        p = nav.to_world(rows[k : k + 1], cols[k : k + 1])[0]
+        p[[0, 2]] += rng.uniform(-0.5, 0.5, 2) * (nav.cell_size * (1.0 - 1e-6))  # strictly inside the cell
+        starts.append(p)
+    return starts
+
+
+class _GoalSampler:
+    """Goals of an exploring random walk: a floor point in another room (by the ``regions`` of the cells;
+    rooms equally likely), or anywhere on the agent's island when there are no rooms."""
+
+    def __init__(self, nav: NavGrid, regions: np.ndarray | None):
+        self.nav = nav
+        _, self.labels = nav.islands()
+        self.regions = regions if regions is not None else np.full(nav.walkable.shape, -1, np.int64)
+
+    def __call__(self, p: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        r, c = self.nav.to_cell(p[None, [0, 2]])
+        island, here = int(self.labels[r[0], c[0]]), int(self.regions[r[0], c[0]])
+        on_island = self.labels == island
+        rooms = np.unique(self.regions[on_island & (self.regions >= 0)])
+        rooms = rooms[rooms != here]
+        cells = on_island & (self.regions == rooms[rng.integers(rooms.size)]) if rooms.size else on_island
+        rows, cols = np.nonzero(cells)
+        k = int(rng.integers(rows.size))
+        return self.nav.to_world(rows[k : k + 1], cols[k : k + 1])[0]
+
+
+_GOAL_REACHED = 0.5  # metres: a goal (or a path corner) this close is reached
+_GOAL_PULL = 0.5  # fraction of the heading error towards the path the turn rate takes each step
+_MAX_REPLANS = 4  # path recomputations per goal before the walk gives up on it
+
+
 def _random_walk(
-    nav: NavGrid, n: int, config: TrajectoryConfig, rng: np.random.Generator
+    nav: NavGrid, n: int, config: TrajectoryConfig, rng: np.random.Generator, start: np.ndarray | None = None,
+    goals: _GoalSampler | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Floor points (n, 3) and yaws (n,) radians of one smooth random walk."""
+    """Floor points (n, 3) and yaws (n,) radians of one smooth random walk (from ``start``, else anywhere),
+    wandering towards goals drawn by ``goals`` when given."""
     max_turn = math.radians(config.max_turn_deg)
-    p = nav.sample_points(rng=rng, n=1)[0]
+    p = nav.sample_points(rng=rng, n=1)[0] if start is None else start
     yaw = float(rng.uniform(-math.pi, math.pi))
     rate = 0.0
     points, yaws = [p], [yaw]
     steer = 0  # side the agent keeps turning to while the way ahead is blocked (0: not steering)
+    path, replans = None, 0  # path corners still ahead, towards the current goal
     for _ in range(n - 1):
         rate = _TURN_RATE_DECAY * rate + float(rng.normal(0.0, _TURN_RATE_NOISE * max_turn))
         rate = min(max(rate, -max_turn), max_turn)
+        if goals is not None:
+            path, replans = _follow(nav, p, path, replans, goals, rng)
+            if path is not None:
+                pull = _GOAL_PULL * float(_wrap(_heading((path[0] - p)[[0, 2]]) - yaw))
+                rate = min(max(rate + pull, -max_turn), max_turn)
         if config.lookahead > config.step_size and _try_step(nav, p, yaw + rate, config.lookahead) is None:
             if steer == 0:
                 steer = _free_side(nav, p, yaw, max_turn, config.lookahead, rng)
@@ -252,6 +346,25 @@ def _random_walk(
         points.append(p)
         yaws.append(yaw)
     return np.asarray(points), np.asarray(yaws)
+
+
+def _follow(nav: NavGrid, p: np.ndarray, path: np.ndarray | None, replans: int, goals: _GoalSampler,
+            rng: np.random.Generator) -> tuple[np.ndarray | None, int]:
+    """The path corners still ahead of an exploring walk at ``p`` (a new goal's path when the last one is
+    done, a fresh path when the next corner is out of sight), and the replans spent on the current goal."""
+    while path is not None and len(path) and np.linalg.norm((path[0] - p)[[0, 2]]) < _GOAL_REACHED:
+        path = path[1:]
+    if path is not None and len(path) and nav.segment_navigable(p, path[0]):
+        return path, replans
+    if path is not None and len(path) and replans < _MAX_REPLANS:  # strayed: the next corner is out of sight
+        goal, replans = path[-1], replans + 1
+    else:
+        goal, replans = goals(p, rng), 0
+    try:
+        path = nav.shortest_path(p, goal)[1:]
+    except ValueError:  # p off the grid's graph (a point on a cell border) or unreachable: wander freely
+        return None, replans
+    return (path if len(path) else None), replans
 
 
 def _resample(nav: NavGrid, path: np.ndarray, step: float) -> np.ndarray:
@@ -288,10 +401,12 @@ def _resample(nav: NavGrid, path: np.ndarray, step: float) -> np.ndarray:
     return np.asarray(out[1:])
 
 
-def _tour(nav: NavGrid, n: int, config: TrajectoryConfig, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def _tour(
+    nav: NavGrid, n: int, config: TrajectoryConfig, rng: np.random.Generator, start: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Floor points (n, 3) and yaws (n,) radians of a walk along shortest paths between random goals."""
     max_turn = math.radians(config.max_turn_deg)
-    p = nav.sample_points(rng=rng, n=1)[0]
+    p = nav.sample_points(rng=rng, n=1)[0] if start is None else start
     _, labels = nav.islands()
     r, c = nav.to_cell(p[None, [0, 2]])
     island = int(labels[r[0], c[0]])

@@ -63,7 +63,9 @@ def test_cast_matches_open3d_on_a_house(house, variant):
     same = inner.copy()
     same[inner] = agree
     np.testing.assert_allclose(got.bary[same], ref.bary[same], atol=1e-3)
-    np.testing.assert_allclose(got.normal[same], ref.normal[same], atol=1e-5)
+    # Normals: float32 cross products of the same vertices, taken in another order by each library (1.2e-5 seen
+    # on slivers of the furniture).
+    np.testing.assert_allclose(got.normal[same], ref.normal[same], atol=1e-4)
 
 
 @pytest.mark.parametrize("semantic", [SemanticMode.ROOM, SemanticMode.OBJECT])

@@ -163,7 +163,8 @@ def test_table_normals_are_the_backends(house, device):
     hits = renderer.caster.cast(renderer.rays(position, rotation))
     hit = hits.triangle != MISS
     table = face_normals(scene.vertices, scene.faces)
-    np.testing.assert_allclose(table[hits.triangle[hit].astype(np.int64)], hits.normal[hit], atol=1e-5)
+    # float32 cross products in another order than Open3D's: 1.2e-5 apart on slivers of the furniture
+    np.testing.assert_allclose(table[hits.triangle[hit].astype(np.int64)], hits.normal[hit], atol=1e-4)
     surfaces = Renderer(scene, renderer.config, caster=renderer.caster, device=device).device_path.surfaces
     assert surfaces.face_normal.shape == (scene.n_triangles + 1, 3)
     np.testing.assert_array_equal(surfaces.face_normal[:-1].cpu().numpy(), table)
