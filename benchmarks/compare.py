@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -347,3 +348,68 @@ def write_comparison(comparison: dict[str, Any], out_dir: str | os.PathLike) -> 
     md_path.write_text(comparison_markdown(comparison))
     comparison_plot(comparison, png_path)
     return json_path, md_path, png_path
+
+
+def readme_block(comparison: dict[str, Any], demo: dict[str, Any] | None, source: str) -> str:
+    """The README's ESS section: which run and code produced it, the table, the paired differences, the checks.
+
+    Args:
+        comparison: ``comparison.json``.
+        demo: ``demo.json`` of the ``ess demo`` run that produced it (None: not from a demo).
+        source: the folder the files were read from (named in the text).
+    """
+    lines = []
+    if demo is not None:
+        c, m = demo["config"], demo["machine"]
+        total = sum(s["seconds"] or 0.0 for s in demo["steps"])
+        train_s = [s["seconds"] for s in demo["steps"] if s["name"].startswith("train") and s["seconds"]]
+        lines.append(
+            f"`{' '.join(demo['command'])}` ({demo['profile']} profile) of {demo.get('finished_utc') or demo['started_utc']}, "
+            f"{m.get('cores')} cores ({m.get('cpu') or m.get('processor') or 'CPU'}), code {demo['code_version']}, "
+            f"{total / 60:.1f} min in all ({len(train_s)} training runs of {min(train_s or [0]):.0f}-"
+            f"{max(train_s or [0]):.0f} s): {c['houses']} procedural houses x {c['views']} views at "
+            f"{c['size']}x{c['size']}, {c['arch']}, {c['epochs']} epochs of batch {c['batch_size']}, "
+            f"{c['seeds']} training seeds per method."
+        )
+        lines.append("")
+    body = comparison_markdown(comparison).split("\n")
+    lines += [line for line in body[2:]]  # without the title
+    lines.append(f"Generated from `{source}/comparison.json` by `python -m benchmarks.compare {source} --readme README.md`.")
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m benchmarks.compare DIR [--readme README.md]``: print (or write into the README between
+    ``<!-- ess-cpu:begin -->`` and ``<!-- ess-cpu:end -->``, or ``--section NAME``) the section generated
+    from ``DIR/comparison.json`` and ``DIR/demo.json``."""
+    import argparse
+
+    from benchmarks.readme import replace_section
+
+    p = argparse.ArgumentParser(prog="python -m benchmarks.compare", description=main.__doc__)
+    p.add_argument("folder", help="a folder with comparison.json (and demo.json from `ess demo`)")
+    p.add_argument("--readme", help="README to rewrite between the section markers")
+    p.add_argument("--section", default="ess-cpu", help="marker name (default ess-cpu)")
+    args = p.parse_args(argv)
+    folder = Path(args.folder)
+    path = folder / "comparison.json" if (folder / "comparison.json").is_file() else folder / "comparison" / "comparison.json"
+    if not path.is_file():
+        print(f"no comparison.json in {folder} (run `ess demo` or `ess bench --compare` first)", file=sys.stderr)
+        return 2
+    comparison = json.loads(path.read_text())
+    demo_path = folder / "demo.json"
+    demo = json.loads(demo_path.read_text()) if demo_path.is_file() else None
+    block = readme_block(comparison, demo, args.folder.rstrip("/"))
+    if args.readme:
+        try:
+            replace_section(args.readme, args.section, block)
+        except (OSError, ValueError) as exc:
+            print(f"--readme: {exc}", file=sys.stderr)
+            return 2
+    else:
+        print(block, end="")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

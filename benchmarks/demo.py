@@ -1,8 +1,11 @@
 """The plan of ``ess demo``: the whole chain on procedural houses, ending with the ESS comparison table.
 
-render -> pair -> train moco / ess-mb / ess-mw -> bench each -> compare. The default is sized for a
-laptop CPU (minutes); ``--full`` is sized for a GPU (the ESS set-up at 128x128, several seeds).
-Every stage resumes: rerun the same command after an interruption and finished stages are kept.
+render -> pair -> train moco / ess-mb / ess-mw, several seeds each -> bench each -> compare. The default
+(:data:`QUICK`) is the CPU protocol: sized to finish in under 20 minutes on 2 cores, with what a CPU needs to
+learn in that time (32x32 images, a quarter-width ResNet-18 with a CIFAR stem, mild augmentations, a
+higher learning rate, more epochs), all recorded in each run's config. ``--full`` (:data:`FULL`) is sized for a GPU (the ESS
+set-up at 128x128, ResNet-18, MoCo-v2's augmentations). Every stage resumes: rerun the same command after an
+interruption and finished stages are kept.
 """
 
 from __future__ import annotations
@@ -20,29 +23,38 @@ class DemoConfig:
     Attributes:
         houses: procedural houses (the last 20% are held out as unfamiliar scenes).
         views: views per house.
+        views_per_trajectory: steps of each walk (every fifth walk is held out for familiar evaluation).
         size: image side in pixels.
         epochs: training epochs per method.
         batch_size: training batch.
         seeds: training seeds per method (mean and spread over them).
         arch: backbone.
+        lr: base learning rate (None: MoCo's 0.03 x batch / 256).
+        moco_m: key-encoder momentum.
+        mlp_hidden: projection head width.
         workers: data loader processes.
         mild_augment: milder augmentations and 2 BN splits for short CPU runs (crop area >= 0.6, half the
             colour jitter, no blur); the full run uses MoCo-v2's.
     """
 
-    houses: int = 8
-    views: int = 250
-    size: int = 64
-    epochs: int = 4
+    houses: int = 10
+    views: int = 200
+    views_per_trajectory: int = 20
+    size: int = 32
+    epochs: int = 20
     batch_size: int = 64
-    seeds: int = 1
-    arch: str = "resnet18"
-    workers: int = 2
+    seeds: int = 3
+    arch: str = "resnet18-cifar-quarter"
+    lr: float | None = 0.06
+    moco_m: float = 0.99
+    mlp_hidden: int = 512
+    workers: int = 0
     mild_augment: bool = True
 
 
 QUICK = DemoConfig()
-FULL = DemoConfig(houses=30, views=1000, size=128, epochs=60, batch_size=256, seeds=3, workers=8, mild_augment=False)
+FULL = DemoConfig(houses=30, views=1000, size=128, epochs=60, batch_size=256, seeds=3, arch="resnet18", lr=None,
+                  mlp_hidden=2048, workers=8, mild_augment=False)
 
 
 @dataclass(frozen=True)
@@ -74,10 +86,11 @@ def plan_steps(cfg: DemoConfig, *, out: str | Path, seed: int = 0, device: str =
     steps = [
         Step("render", ("render", f"procedural:{cfg.houses}", "--out", str(data), "--views", str(cfg.views),
                         "--size", f"{cfg.size}x{cfg.size}", "--seed", str(seed), "--pitch-jitter", "3",
-                        "--views-per-trajectory", "25", *quiet), done=False),  # render resumes by itself
+                        "--views-per-trajectory", str(cfg.views_per_trajectory), *quiet), done=False),  # resumes itself
         Step("pair", ("pair", str(data), *quiet), done=(data / "pairs.h5").is_file()),
     ]
     mild = ("--crop-min-scale", "0.6", "--jitter-strength", "0.5", "--no-blur", "--bn-splits", "2") if cfg.mild_augment else ()
+    lr = ("--lr", str(cfg.lr)) if cfg.lr is not None else ()
     runs = [out / "runs" / f"{method}-seed{s}" for method in METHODS for s in range(cfg.seeds)]
     for run_dir in runs:
         method, s = run_dir.name.rsplit("-seed", 1)
@@ -86,7 +99,8 @@ def plan_steps(cfg: DemoConfig, *, out: str | Path, seed: int = 0, device: str =
             f"train {method} seed {s}",
             ("train", str(data), "--method", method, "--out", str(run_dir), "--epochs", str(cfg.epochs),
              "--batch-size", str(cfg.batch_size), "--arch", cfg.arch, "--seed", s, "--workers", str(cfg.workers),
-             "--device", device, "--moco-m", "0.99", *mild, *resume, *quiet),
+             "--device", device, "--moco-m", str(cfg.moco_m), "--mlp-hidden", str(cfg.mlp_hidden), *lr, *mild,
+             *resume, *quiet),
             done=(run_dir / "encoder.pt").is_file(),
         ))
     for run_dir in runs:

@@ -52,8 +52,6 @@ import numpy as np
 from benchmarks.machine import machine_info
 
 SECTIONS = ("render", "gpu_render", "pairs", "shards", "loader", "training")
-README_BEGIN = "<!-- perf:begin -->"
-README_END = "<!-- perf:end -->"
 REPORT_NAME = "perf"  # perf.json + perf.md
 _MAY_BE_ZERO = ("seed", "covisibility_views", "train_cpu_warmup", "train_cuda_warmup", "train_threads")
 
@@ -695,20 +693,9 @@ def update_readme(path: str | os.PathLike, report: dict[str, Any]) -> None:
     Raises:
         ValueError: the markers are missing, repeated or out of order.
     """
-    path = Path(path)
-    text = path.read_text()
-    if text.count(README_BEGIN) != 1 or text.count(README_END) != 1:
-        raise ValueError(
-            f"{path} needs exactly one {README_BEGIN} line and one {README_END} line around the performance table"
-        )
-    head, rest = text.split(README_BEGIN)
-    if README_END not in rest:
-        raise ValueError(f"{path}: {README_END} must come after {README_BEGIN}")
-    _, tail = rest.split(README_END)
-    new = f"{head}{README_BEGIN}\n{readme_block(report)}{README_END}{tail}"
-    tmp = path.with_name(path.name + ".partial")
-    tmp.write_text(new)
-    os.replace(tmp, path)
+    from benchmarks.readme import replace_section
+
+    replace_section(path, "perf", readme_block(report))
 
 
 if __name__ == "__main__":

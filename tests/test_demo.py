@@ -16,7 +16,23 @@ def test_demo_toy_size(tmp_path, capsys):
     methods = [row["name"] for row in comparison["rows"]]
     assert methods[:3] == ["moco", "ess-mb", "ess-mw"]
     assert (out / "comparison" / "comparison.png").is_file()
-    # Rerunning finds every stage done and only redraws the comparison.
+    record = json.loads((out / "demo.json").read_text())
+    assert record["command"] == ["ess", *argv] and record["config"]["houses"] == 2 and record["config"]["seeds"] == 3
+    trains = [s for s in record["steps"] if s["name"].startswith("train")]
+    assert len(trains) == 9 and all(s["seconds"] > 0 for s in trains)
+    assert "ess-mb - moco" in comparison["differences"]
+    # Rerunning finds every stage done and only redraws the comparison; earlier timings are kept.
     capsys.readouterr()
     assert main(argv) == 0
     assert "== train" not in capsys.readouterr().err
+    again = json.loads((out / "demo.json").read_text())
+    assert [s["seconds"] for s in again["steps"] if s["name"].startswith("train")] == [s["seconds"] for s in trains]
+    # The README section comes from the files alone.
+    from benchmarks.compare import main as compare_main
+
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- ess-cpu:begin -->\nold\n<!-- ess-cpu:end -->\nrest\n")
+    assert compare_main([str(out), "--readme", str(readme)]) == 0
+    text = readme.read_text()
+    assert text.startswith("intro\n<!-- ess-cpu:begin -->\n`ess demo --out") and text.endswith("<!-- ess-cpu:end -->\nrest\n")
+    assert "| ess-mb - moco | 3 |" in text and "old" not in text

@@ -7,14 +7,18 @@ import sys
 
 from envsim.cli import UserError, non_negative_int, positive_int
 
+ARCHS = ("resnet18", "resnet50", "resnet18-cifar", "resnet18-cifar-half", "resnet18-cifar-quarter")
+"""The names of :data:`training.resnet.ARCHS` (listed here so that ``--help`` needs no torch)."""
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("data", help="a dataset folder with pairs.h5 (`ess render`, then `ess pair`)")
     p.add_argument("--method", choices=["moco", "ess-mb", "ess-mw"], default="moco", help="objective (default moco)")
     p.add_argument("--out", required=True, help="run folder (checkpoint.pt, encoder.pt, log.jsonl, loss.png, config.json)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
-    p.add_argument("--arch", choices=["resnet18", "resnet50", "resnet18-cifar", "resnet18-cifar-half"], default="resnet18",
-                   help="backbone (default resnet18; the -cifar ones keep small images' resolution, -half is CPU-sized)")
+    p.add_argument("--arch", choices=ARCHS, default="resnet18",
+                   help="backbone (default resnet18; the -cifar ones keep small images' resolution, -half and "
+                   "-quarter are CPU-sized)")
     p.add_argument("--epochs", type=positive_int, default=10, help="default 10; with --resume, more epochs extend the run")
     p.add_argument("--schedule-epochs", type=positive_int,
                    help="length of the cosine learning-rate schedule (default --epochs; set it higher to extend the run later)")

@@ -9,8 +9,9 @@ Architectures (:data:`ARCHS`):
 * ``resnet18-cifar``: ResNet-18 with the CIFAR stem of the ResNet paper's section 4.2 and of the MoCo CIFAR
   demo (one 3x3 stride-1 convolution, no max-pool): small images (32-64 px) keep their resolution into
   ``layer1``.
-* ``resnet18-cifar-half``: the same at half width (32..256 channels, 256 features, about a quarter of the
-  FLOPs): the CPU-sized encoder of ``ess demo``.
+* ``resnet18-cifar-half``, ``resnet18-cifar-quarter``: the same at half width (32..256 channels, 256
+  features, about a quarter of the FLOPs) or a quarter (16..128 channels, 128 features, a sixteenth):
+  CPU-sized encoders.
 
 The layers carry torchvision's names (``conv1``, ``bn1``, ``layer1.0.conv1``, ``layer1.0.downsample.0``,
 ...), so a state dict reads like torchvision's; the classifier ``fc`` is left out: ``forward`` returns the
@@ -220,6 +221,7 @@ ARCHS: dict[str, ArchSpec] = {
     "resnet50": ArchSpec(Bottleneck, (3, 4, 6, 3)),
     "resnet18-cifar": ArchSpec(BasicBlock, (2, 2, 2, 2), cifar_stem=True),
     "resnet18-cifar-half": ArchSpec(BasicBlock, (2, 2, 2, 2), width=32, cifar_stem=True),
+    "resnet18-cifar-quarter": ArchSpec(BasicBlock, (2, 2, 2, 2), width=16, cifar_stem=True),
 }
 
 
@@ -235,7 +237,8 @@ def build_resnet(
     Args:
         arch: a name of :data:`ARCHS`: ``"resnet18"`` (BasicBlock, [2, 2, 2, 2], 512 features),
             ``"resnet50"`` (Bottleneck, [3, 4, 6, 3], 2048 features), ``"resnet18-cifar"`` (3x3 stride-1
-            stem, 512 features) or ``"resnet18-cifar-half"`` (the same at half width, 256 features).
+            stem, 512 features), ``"resnet18-cifar-half"`` / ``"resnet18-cifar-quarter"`` (the same at half or
+            quarter width, 256 or 128 features).
         norm_layer: makes a normalisation layer from a channel count; default ``nn.BatchNorm2d``. For split
             BatchNorm pass ``functools.partial(SplitBatchNorm, num_splits=S)``.
         zero_init_residual: start the last BatchNorm of every residual branch at zero (Goyal et al. 2017).

@@ -125,10 +125,11 @@ def test_readme_regeneration_replaces_only_the_block(suite, tmp_path):
     readme = tmp_path / "README.md"
     before = "# Title\n\n## Performance\n\nProse before.\n\n"
     after = "\nProse after.\n\n## Development\n"
-    readme.write_text(f"{before}{perf.README_BEGIN}\nold table\n{perf.README_END}{after}")
+    begin, end = "<!-- perf:begin -->", "<!-- perf:end -->"
+    readme.write_text(f"{before}{begin}\nold table\n{end}{after}")
     assert perf_main(["--no-run", "--out", str(out), "--readme", str(readme)]) == 0
     text = readme.read_text()
-    assert text.startswith(before + perf.README_BEGIN + "\n") and text.endswith(perf.README_END + after)
+    assert text.startswith(before + begin + "\n") and text.endswith(end + after)
     assert "old table" not in text and perf.summary_table(report) in text
     once = text
     perf.update_readme(readme, report)  # idempotent

@@ -40,11 +40,19 @@ def test_torchvision_layer_names():
 
 
 def test_unknown_arch_lists_choices():
-    with pytest.raises(ValueError, match="resnet18, resnet18-cifar, resnet18-cifar-half, resnet50"):
+    with pytest.raises(ValueError, match="resnet18, resnet18-cifar, resnet18-cifar-half, resnet18-cifar-quarter, resnet50"):
         build_resnet("resnet34")
 
 
-@pytest.mark.parametrize(("arch", "out_dim", "layer1_side"), [("resnet18-cifar", 512, 32), ("resnet18-cifar-half", 256, 32)])
+def test_cli_lists_every_architecture():
+    from training import cli
+    from training.resnet import ARCHS
+
+    assert set(cli.ARCHS) == set(ARCHS)
+
+
+@pytest.mark.parametrize(("arch", "out_dim", "layer1_side"), [("resnet18-cifar", 512, 32), ("resnet18-cifar-half", 256, 32),
+                                                          ("resnet18-cifar-quarter", 128, 32)])
 def test_cifar_stem_keeps_resolution(arch, out_dim, layer1_side):
     net = build_resnet(arch).eval()
     assert net.out_dim == out_dim

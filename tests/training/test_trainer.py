@@ -184,3 +184,18 @@ def test_torchrun_two_processes(data, tmp_path):
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     assert (tmp_path / "ddp" / "encoder.pt").is_file()
+
+
+def test_random_init_floor_is_the_runs_initial_network():
+    """``ess bench`` reads a run against random_encoder(arch, seed=training seed): the backbone the trainer
+    starts from with that seed (split BN or not), parameter for parameter."""
+    from training.encoder import random_encoder
+    from training.moco import MoCo, MoCoConfig
+
+    for arch in ("resnet18", "resnet18-cifar-half"):
+        torch.manual_seed(7)  # what train() does before building the model
+        model = MoCo(MoCoConfig(arch=arch, bn_splits=2, K=64))
+        start = model.encoder_q.backbone.state_dict()
+        floor = random_encoder(arch, seed=7).state_dict()
+        assert start.keys() == floor.keys()
+        assert all(torch.equal(start[k], floor[k]) for k in start), arch
