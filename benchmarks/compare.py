@@ -252,7 +252,7 @@ def comparison_markdown(comparison: dict[str, Any]) -> str:
         "# Room classification and spatial localization, familiar vs unfamiliar scenes",
         "",
         f"Dataset `{comparison['dataset_manifest_sha256'][:12]}`; mean ± std over training seeds "
-        f"(std with ddof=1; floors averaged over all runs); bench settings {comparison['bench_config']}.",
+        f"(std with ddof=1; each floor network counted once: random-init per initialisation seed, pixels once); bench settings {comparison['bench_config']}.",
         "",
         "| " + " | ".join(head) + " |",
         "| --- | ---: | " + " | ".join("---:" for _ in head[2:]) + " |",
@@ -324,7 +324,7 @@ def comparison_plot(comparison: dict[str, Any], path: str | os.PathLike) -> Path
                 d.line([(cx, lo), (cx, hi)], fill=(0, 0, 0), width=1)
                 d.line([(cx - 3, lo), (cx + 3, lo)], fill=(0, 0, 0))
                 d.line([(cx - 3, hi), (cx + 3, hi)], fill=(0, 0, 0))
-            label = row["name"].replace("random-init (", "rand ").rstrip(")")
+            label = "random-init" if row["name"].startswith("random-init") else row["name"]
             d.text((gx, y1 + 6 + 12 * (r % 2)), label[:14], fill=(0, 0, 0), font=font)
     for s, setting in enumerate(settings):
         x = 8 + s * 110
