@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from envsim.provenance import atomic_write
+
 
 def replace_section(path: str | os.PathLike, name: str, block: str) -> None:
     """Replace what lies between the ``name`` markers in ``path`` by ``block``; everything outside the markers
@@ -22,6 +24,4 @@ def replace_section(path: str | os.PathLike, name: str, block: str) -> None:
     if end not in rest:
         raise ValueError(f"{path}: {end} must come after {begin}")
     _, tail = rest.split(end)
-    tmp = path.with_name(path.name + ".partial")
-    tmp.write_text(f"{head}{begin}\n{block}{end}{tail}")
-    os.replace(tmp, path)
+    atomic_write(path, f"{head}{begin}\n{block}{end}{tail}")

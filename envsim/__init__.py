@@ -7,9 +7,9 @@ Public API (everything else is internal)::
 """
 
 from envsim.camera import Intrinsics, make_intrinsics, pose_matrix, quat_from_yaw_pitch_roll, quat_to_matrix
-from envsim.rooms import ROOM_NAMES
-from envsim.scene import Room, Scene, SceneError, UpAxis, load_scene
-from envsim.shards import Compression, ShardWriter, read_manifest, read_shard
+from envsim.scenes.rooms import ROOM_NAMES
+from envsim.scenes.scene import Room, Scene, SceneError, UpAxis, load_scene
+from envsim.store.shards import Compression, ShardWriter, read_manifest, read_shard
 from envsim.version import __version__, code_version
 
 __all__ = [
@@ -45,19 +45,19 @@ __all__ = [
 def __getattr__(name: str):
     # Heavier pieces (trimesh/Open3D users) load on first use.
     if name in ("read_scene_dataset", "load_stage"):
-        from envsim import habitat
+        from envsim.scenes import habitat
 
         return getattr(habitat, name)
     if name in ("read_navmesh", "navmesh_to_grid"):
-        from envsim import navmesh
+        from envsim.nav import navmesh
 
         return getattr(navmesh, name)
     if name in ("RenderConfig", "Renderer", "Backend"):
-        from envsim import render
+        from envsim.render import renderer as render
 
         return getattr(render, name)
     if name in ("DatasetConfig", "render_dataset"):
-        from envsim import dataset
+        from envsim.job import dataset
 
         return getattr(dataset, name)
     raise AttributeError(f"module 'envsim' has no attribute {name!r}")

@@ -196,3 +196,15 @@ def check_unit_quaternions(q: np.ndarray, *, tolerance: float = UNIT_QUATERNION_
             f"rotation {i} is not a unit quaternion (norm {norms.flat[i]:.6g}); "
             "give rotations as unit quaternions [w, x, y, z]"
         )
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """An image size ``"WxH"`` (e.g. ``"128x128"``) as (W, H) in pixels.
+
+    Raises:
+        ValueError: the text is not two whole numbers >= 1 joined by ``x``.
+    """
+    parts = str(text).lower().split("x")
+    if len(parts) != 2 or not all(p.isdigit() for p in parts) or min(int(p) for p in parts) < 1:
+        raise ValueError(f"size must look like 128x128 (WIDTH x HEIGHT in pixels), got {text!r}")
+    return int(parts[0]), int(parts[1])

@@ -13,8 +13,8 @@ import h5py
 import numpy as np
 
 from envsim import DatasetConfig, RenderConfig, read_manifest, render_dataset
-from envsim.dataset import resolve_sources
-from envsim.trajectory import TrajectoryConfig
+from envsim.job.dataset import resolve_sources
+from envsim.nav.trajectory import TrajectoryConfig
 
 
 def main() -> None:

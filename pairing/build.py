@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from envsim.dataset import derive_rng, to_jsonable
-from envsim.reader import DatasetReader
+from envsim.provenance import derive_rng, to_jsonable
+from envsim.store.reader import DatasetReader
 from envsim.version import code_version
 from pairing.covisibility import CovisibilityConfig, covisibility_pairs
 from pairing.index import radius_pairs

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from envsim.reader import DatasetReader
+from envsim.store.reader import DatasetReader
 from pairing.store import PAIRS_NAME, read_pairs
 
 

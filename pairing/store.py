@@ -31,6 +31,8 @@ from typing import Any
 
 import numpy as np
 
+from envsim.provenance import atomic_write
+
 PAIRS_NAME = "pairs.h5"
 PAIRS_FORMAT = "ess-pairs/1"
 
@@ -57,9 +59,7 @@ def write_pairs(path: str | os.PathLike, arrays: dict[str, np.ndarray], attrs: d
     """Write a pairs file atomically (``<path>.partial`` then rename). Deterministic bytes."""
     import h5py
 
-    path = Path(path)
-    tmp = path.with_name(path.name + ".partial")
-    try:
+    def write(tmp: Path) -> None:
         with h5py.File(tmp, "w", libver="v110", track_order=True) as f:
             for key, value in arrays.items():
                 kw: dict[str, Any] = {"track_times": False}
@@ -71,10 +71,8 @@ def write_pairs(path: str | os.PathLike, arrays: dict[str, np.ndarray], attrs: d
             f.attrs["format"] = PAIRS_FORMAT
             for key, value in attrs.items():
                 f.attrs[key] = json.dumps(value, sort_keys=True) if isinstance(value, dict) else value
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+
+    atomic_write(path, write)
 
 
 def read_pairs(path: str | os.PathLike, *, keys: tuple[str, ...] | None = None) -> dict[str, Any]:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import trimesh
 
-from envsim.scene import Material, Scene
+from envsim.scenes.scene import Material, Scene
 
 
 def scene_from_trimesh(mesh: trimesh.Trimesh, *, name: str = "test", color=(0.6, 0.6, 0.6)) -> Scene:
@@ -54,10 +54,10 @@ def furnished_room() -> trimesh.Trimesh:
 def walked_house(tmp_path_factory):
     """A furnished, textured procedural house and 12 camera poses walked through it (pitch jitter shows
     floors and ceilings): (scene, position (12, 3), rotation (12, 4))."""
-    from envsim.navigation import build_navgrid
-    from envsim.procedural import ProceduralConfig, generate_house, write_house
-    from envsim.scene import load_scene
-    from envsim.trajectory import TrajectoryConfig, sample_trajectories
+    from envsim.nav.grid import build_navgrid
+    from envsim.scenes.procedural import ProceduralConfig, generate_house, write_house
+    from envsim.scenes.scene import load_scene
+    from envsim.nav.trajectory import TrajectoryConfig, sample_trajectories
 
     glb, _ = write_house(
         generate_house(rng=np.random.default_rng(1), config=ProceduralConfig(texture_size=64)),

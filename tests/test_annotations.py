@@ -11,7 +11,7 @@ import pytest
 import trimesh
 from PIL import Image
 
-from envsim.annotations import (
+from envsim.scenes.annotations import (
     DEFAULT_ROOM_LABELS,
     MP3D_REGION_CODES,
     AnnotationError,
@@ -26,8 +26,8 @@ from envsim.annotations import (
     read_replica_info,
     read_replica_semantic,
 )
-from envsim.rooms import ROOM_NAMES
-from envsim.scene import RoomMap, SceneError, UpAxis
+from envsim.scenes.rooms import ROOM_NAMES
+from envsim.scenes.scene import RoomMap, SceneError, UpAxis
 
 # ---------------------------------------------------------------------------------------------- room labels
 

@@ -10,7 +10,7 @@ import pytest
 import trimesh
 from PIL import Image
 
-from envsim.cli import main
+from ess.main import main
 
 FAST = ["--views", "6", "--size", "16x12", "--no-progress", "--views-per-trajectory", "3"]
 
@@ -91,7 +91,7 @@ def test_help(command, capsys):
 
 
 def test_console_entry_point(tmp_path):
-    out = subprocess.run([sys.executable, "-m", "envsim", "--version"], capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-m", "ess", "--version"], capture_output=True, text=True)
     assert out.returncode == 0 and out.stdout.startswith("ess 0.")
 
 
@@ -118,7 +118,7 @@ def test_recipe_options_are_defaults_and_the_command_line_wins(tmp_path, capsys)
 def test_shipped_recipe_is_valid():
     from pathlib import Path
 
-    from envsim.recipe import load_recipe
+    from envsim.job.recipe import load_recipe
 
     r = load_recipe(Path(__file__).parent.parent / "data_manifests" / "procedural.toml")
     assert r.scenes == ("procedural:10",) and r.options["size"] == (128, 128)

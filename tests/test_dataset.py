@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import trimesh
 
-from envsim.dataset import DatasetConfig, DatasetError, load_poses, render_dataset, resolve_sources
-from envsim.render import RenderConfig, SemanticMode
-from envsim.rooms import ROOM_NAMES
-from envsim.shards import read_manifest, read_shard
-from envsim.trajectory import TrajectoryConfig
+from envsim.job.dataset import DatasetConfig, DatasetError, load_poses, render_dataset, resolve_sources
+from envsim.render.renderer import RenderConfig, SemanticMode
+from envsim.scenes.rooms import ROOM_NAMES
+from envsim.store.shards import read_manifest, read_shard
+from envsim.nav.trajectory import TrajectoryConfig
 from tests.conftest import room_with_furniture
 
 SMALL = DatasetConfig(
@@ -98,7 +98,7 @@ def test_poses_file_renders_exactly_those_poses(tmp_path):
         {"position": [1.0, 1.2, -0.5], "rotation": [0.9238795, 0.0, 0.3826834, 0.0]},
     ]
     (tmp_path / "poses.json").write_text(json.dumps(poses))
-    from envsim.scene import UpAxis
+    from envsim.scenes.scene import UpAxis
 
     m = render_dataset(
         resolve_sources([str(tmp_path / "scan.ply")], up=UpAxis.Z),
@@ -144,7 +144,7 @@ def test_resolve_sources_errors(tmp_path):
 
 
 def test_light_variants_share_pose_and_differ_in_light(tmp_path):
-    from envsim.render import LightingConfig
+    from envsim.render.renderer import LightingConfig
 
     cfg = DatasetConfig(
         seed=2,

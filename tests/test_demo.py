@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from envsim.cli import main
+from ess.main import main
 
 
 @pytest.mark.slow
@@ -28,7 +28,7 @@ def test_demo_toy_size(tmp_path, capsys):
     again = json.loads((out / "demo.json").read_text())
     assert [s["seconds"] for s in again["steps"] if s["name"].startswith("train")] == [s["seconds"] for s in trains]
     # The README section comes from the files alone.
-    from benchmarks.compare import main as compare_main
+    from benchmarks.evaluation.compare import main as compare_main
 
     readme = tmp_path / "README.md"
     readme.write_text("intro\n<!-- ess-cpu:begin -->\nold\n<!-- ess-cpu:end -->\nrest\n")

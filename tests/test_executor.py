@@ -12,8 +12,8 @@ import sys
 
 import pytest
 
-from envsim.dataset import LOCK_NAME, DatasetConfig, DatasetError, render_dataset, resolve_sources
-from envsim.executor import (
+from envsim.job.dataset import LOCK_NAME, DatasetConfig, DatasetError, render_dataset, resolve_sources
+from envsim.job.executor import (
     Executor,
     ExecutorConfig,
     ExecutorError,
@@ -23,8 +23,8 @@ from envsim.executor import (
     make_executor_config,
     run_tasks,
 )
-from envsim.render import RenderConfig
-from envsim.trajectory import TrajectoryConfig
+from envsim.render.renderer import RenderConfig
+from envsim.nav.trajectory import TrajectoryConfig
 
 SMALL = DatasetConfig(
     seed=1,
@@ -126,13 +126,13 @@ def test_worker_processes_write_the_same_bytes(reference, tmp_path):
 
 
 def test_completion_order_does_not_change_the_manifest(reference, tmp_path, monkeypatch):
-    import envsim.executor
+    import envsim.job.executor
 
     def backwards(fn, job, keys, *, config, on_done, gpus=0.0):  # shards finish last first
         for key in reversed(list(keys)):
             on_done(key, fn(job, key))
 
-    monkeypatch.setattr(envsim.executor, "run_tasks", backwards)
+    monkeypatch.setattr(envsim.job.executor, "run_tasks", backwards)
     render_dataset(resolve_sources(["procedural:2"]), config=SMALL, out=tmp_path / "r")
     assert _files(tmp_path / "r") == _files(reference)
 
@@ -216,7 +216,7 @@ def test_repair_renders_only_the_bad_shards(reference, tmp_path, caplog):
     data[len(data) // 2] ^= 0xFF
     shard.write_bytes(bytes(data))
     seen = []
-    with caplog.at_level("WARNING", logger="envsim.dataset"):
+    with caplog.at_level("WARNING", logger="envsim.job.dataset"):
         render_dataset(resolve_sources(["procedural:2"]), config=SMALL, out=out, repair=True, progress=seen.append)
     assert "shard-00001.h5" in caplog.text and "SHA-256" in caplog.text
     assert seen[0] == 12 and sum(seen) == 18  # two good shards kept, one rendered
@@ -232,7 +232,7 @@ def test_repair_needs_a_dataset(tmp_path):
 def test_cli_options(reference, tmp_path, capsys):
     import shutil
 
-    from envsim.cli import build_parser, main
+    from ess.main import build_parser, main
 
     help_text = build_parser()._subparsers._group_actions[0].choices["render"].format_help()
     for option in ("--executor", "--workers", "--address", "--repair"):

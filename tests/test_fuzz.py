@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from envsim.scene import MAX_COORDINATE, SceneError, load_scene
+from envsim.scenes.scene import MAX_COORDINATE, SceneError, load_scene
 
 SCALE = int(os.environ.get("ESS_FUZZ_SCALE", "1"))
 
@@ -235,7 +235,7 @@ def test_obj_survives_a_mutated_material_library(work):
 
 # ---------------------------------------------------------------------------------------------- navmesh
 
-navmesh = pytest.importorskip("envsim.navmesh")
+navmesh = pytest.importorskip("envsim.nav.navmesh")
 
 
 def _navmesh_seeds() -> list[bytes]:
@@ -276,7 +276,7 @@ def test_navmesh_parser_survives_mutated_bytes(seed, data):
 
 # ---------------------------------------------------------------------------------------------- annotations
 
-annotations = pytest.importorskip("envsim.annotations")
+annotations = pytest.importorskip("envsim.scenes.annotations")
 
 HOUSE = """ASCII 1.1
 H  house1  -  0 1 6 1 0 1 1 2 1 1  0 0 0 0 0  0 0 0 8 3 2.7  0 0 0 0 0

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from envsim.habitat import (
+from envsim.scenes.habitat import (
     HabitatError,
     discover_folder,
     frame_rotation,
@@ -16,7 +16,7 @@ from envsim.habitat import (
     looks_like_habitat,
     read_scene_dataset,
 )
-from envsim.scene import z_up_to_y_up
+from envsim.scenes.scene import z_up_to_y_up
 
 
 def test_frame_rotation_z_up_matches_the_matterport_mapping():
@@ -181,7 +181,7 @@ def test_download_layouts_are_recognised(tmp_path):
 
 
 def test_recipe_splits_resolve_to_names(tmp_path):
-    from envsim.recipe import RecipeError, resolve_splits
+    from envsim.job.recipe import RecipeError, resolve_splits
 
     names = ["a1", "a2", "b1", "c1"]
     paths = [str(tmp_path / "train" / "a1.glb"), str(tmp_path / "train" / "a2.glb"), str(tmp_path / "val" / "b1.glb"),
@@ -198,7 +198,7 @@ def _z_up_house(tmp_path: Path, glb: Path, seed: int = 3) -> Path:
     """A procedural house written Y-up to ``tmp_path/yup/house.glb`` (+ sidecar) and Z-up to ``glb``."""
     import trimesh
 
-    from envsim.procedural import generate_house, write_house
+    from envsim.scenes.procedural import generate_house, write_house
 
     house = generate_house(rng=np.random.default_rng(seed))
     yup, _ = write_house(house, tmp_path / "yup" / "house.glb")
@@ -213,15 +213,15 @@ def _z_up_house(tmp_path: Path, glb: Path, seed: int = 3) -> Path:
 def test_z_up_gltf_through_a_config_renders_like_the_mesh_rotated_by_hand(tmp_path):
     """A house stored Z-up, read through a scene dataset config with up [0,0,1], gives the images of the
     same house stored Y-up, pose for pose."""
-    from envsim.dataset import DatasetConfig, load_poses, render_dataset, resolve_sources
-    from envsim.render import RenderConfig
-    from envsim.shards import read_shard
+    from envsim.job.dataset import DatasetConfig, load_poses, render_dataset, resolve_sources
+    from envsim.render.renderer import RenderConfig
+    from envsim.store.shards import read_shard
 
     yup = _z_up_house(tmp_path, tmp_path / "zup" / "scan.glb")
     cfg = _write(tmp_path / "zup" / "toy.scene_dataset_config.json", {
         "stages": {"default_attributes": {"up": [0, 0, 1], "front": [0, 1, 0]}, "paths": {".glb": ["*.glb"]}},
     })
-    from envsim.scene import load_scene
+    from envsim.scenes.scene import load_scene
 
     centres = [r.polygon.mean(axis=0) for r in load_scene(yup).rooms]  # one camera in the middle of each room
     poses = [
@@ -262,9 +262,9 @@ def _house_file(rooms, path: Path) -> None:
 def test_mp3d_layout_renders_with_rooms_from_the_house_file(tmp_path):
     """An MP3D-style folder (Z-up .glb + .house) renders with the .house regions as room labels: the
     labels agree with the Y-up house's own room polygons at the same camera positions."""
-    from envsim.cli import main
-    from envsim.scene import load_scene
-    from envsim.shards import read_shard
+    from ess.main import main
+    from envsim.scenes.scene import load_scene
+    from envsim.store.shards import read_shard
 
     scan = tmp_path / "mp3d" / "SCAN01" / "SCAN01.glb"
     yup = _z_up_house(tmp_path, scan, seed=5)
@@ -277,7 +277,7 @@ def test_mp3d_layout_renders_with_rooms_from_the_house_file(tmp_path):
     assert (expected >= 0).mean() > 0.7
     assert (d["room"] == expected).mean() > 0.95
     # per-pixel rooms: the house's own object->room labels (sidecar) agree with the .house regions
-    from envsim.render import RenderConfig, Renderer, SemanticMode
+    from envsim.render.renderer import RenderConfig, Renderer, SemanticMode
 
     ref = Renderer(reference, RenderConfig(width=24, height=24, semantic=SemanticMode.ROOM))
     want = ref.render(d["position"], d["rotation"]).semantic
@@ -299,10 +299,10 @@ def test_hm3d_layout_instances_and_region_rooms(tmp_path):
     camera rooms from the regions' room votes, checked against the house's own room polygons."""
     import trimesh
 
-    from envsim.cli import main
-    from envsim.procedural import generate_house, write_house
-    from envsim.scene import load_scene
-    from envsim.shards import read_shard
+    from ess.main import main
+    from envsim.scenes.procedural import generate_house, write_house
+    from envsim.scenes.scene import load_scene
+    from envsim.store.shards import read_shard
 
     root = tmp_path / "hm3d"
     folder = root / "val" / "00800-ABCDEFGHIJK"
@@ -314,7 +314,7 @@ def test_hm3d_layout_instances_and_region_rooms(tmp_path):
     house.scene.export(str(folder / "ABCDEFGHIJK.basis.glb"))
     # the semantic mesh: the same surfaces, one flat colour per room (instance id = room + 1, region = room)
     centroids = scene.vertices[scene.faces].mean(axis=1)
-    from envsim.scene import RoomMap
+    from envsim.scenes.scene import RoomMap
 
     region = RoomMap.build(scene.rooms).polygon_at(centroids + np.array([0, 0.05, 0]))  # room polygon index
     colors = {i: (20 + 23 * i, 250 - 19 * i, 3 + 11 * i) for i in range(len(scene.rooms))}
@@ -337,8 +337,8 @@ def test_hm3d_layout_instances_and_region_rooms(tmp_path):
     assert (d["room"] == expected).mean() > 0.8  # region footprints are convex hulls of their faces
     # per-pixel instance ids: cast the same rays at the Y-up house and look up the colour-coded region
     # of each hit triangle (instance id = region + 1, stored + 1; unlabelled faces and misses give 0)
-    from envsim.raycast import Open3DRayCaster
-    from envsim.render import RenderConfig, Renderer
+    from envsim.render.raycast import Open3DRayCaster
+    from envsim.render.renderer import RenderConfig, Renderer
 
     renderer = Renderer(scene, RenderConfig(width=24, height=24))
     hits = Open3DRayCaster(scene.vertices, scene.faces).cast(renderer.rays(d["position"], d["rotation"]))
@@ -355,10 +355,10 @@ def test_hm3d_layout_instances_and_region_rooms(tmp_path):
 
 def test_navmesh_replaces_the_computed_navigable_space_and_inspects(tmp_path, capsys):
     """With a .navmesh next to the mesh, the agent walks on the navmesh's polygons only."""
-    from envsim.cli import main
-    from envsim.navmesh import write_navmesh
-    from envsim.scene import load_scene
-    from envsim.shards import read_shard
+    from ess.main import main
+    from envsim.nav.navmesh import write_navmesh
+    from envsim.scenes.scene import load_scene
+    from envsim.store.shards import read_shard
 
     scan = tmp_path / "gibson" / "Testville.glb"
     yup = _z_up_house(tmp_path, scan, seed=5)
@@ -390,10 +390,10 @@ def test_navmesh_replaces_the_computed_navigable_space_and_inspects(tmp_path, ca
 def test_replica_layout_object_ids_per_pixel(tmp_path):
     """A Replica-style scene (mesh.ply + habitat/mesh_semantic.ply with per-face object ids, Z-up):
     per-pixel semantic = object id + 1 on the faces the rays hit."""
-    from envsim.cli import main
-    from envsim.raycast import Open3DRayCaster
-    from envsim.render import RenderConfig, Renderer
-    from envsim.shards import read_shard
+    from ess.main import main
+    from envsim.render.raycast import Open3DRayCaster
+    from envsim.render.renderer import RenderConfig, Renderer
+    from envsim.store.shards import read_shard
     from tests.conftest import room_with_furniture, scene_from_trimesh
 
     mesh = room_with_furniture(4)
@@ -432,7 +432,7 @@ def test_mp3d_recipe_with_root_and_split(tmp_path):
     """`ess render data_manifests/mp3d.toml --root R --split val` renders the official val scenes found."""
     import shutil
 
-    from envsim.cli import main
+    from ess.main import main
 
     recipe = Path(__file__).resolve().parents[1] / "data_manifests" / "mp3d.toml"
     root = tmp_path / "mp3d"

@@ -21,11 +21,12 @@ import pytest
 import trimesh
 from PIL import Image
 
-import envsim.scene as scene_mod
-from envsim.cli import main
-from envsim.scene import BYTES_PER_TRIANGLE, SceneError, load_scene
-from envsim.shards import ShardLayout, ShardWriter, read_manifest, read_shard, write_json_atomic
-from envsim.verify import verify_dataset
+import envsim.scenes.scene as scene_mod
+from ess.main import main
+from envsim.scenes.scene import BYTES_PER_TRIANGLE, SceneError, load_scene
+from envsim.provenance import write_json_atomic
+from envsim.store.shards import ShardLayout, ShardWriter, read_manifest, read_shard
+from envsim.store.verify import verify_dataset
 from tests.conftest import room_with_furniture
 
 FAST = ["--views", "6", "--size", "16x12", "--no-progress", "--views-per-trajectory", "3"]
@@ -455,7 +456,7 @@ def test_permission_denied_for_root_without_its_override(tmp_path):
     room_with_furniture(0).export(tmp_path / "room.ply")
     caps = "-dac_override,-dac_read_search"
     for out in (folder, folder / "sub"):
-        cmd = ["setpriv", f"--inh-caps={caps}", f"--bounding-set={caps}", sys.executable, "-m", "envsim",
+        cmd = ["setpriv", f"--inh-caps={caps}", f"--bounding-set={caps}", sys.executable, "-m", "ess",
                "render", str(tmp_path / "room.ply"), "--out", str(out), *FAST]
         run = subprocess.run(cmd, capture_output=True, text=True, cwd=Path(__file__).parents[1], check=False)
         if run.stderr.startswith("setpriv:"):
@@ -558,11 +559,23 @@ def test_json_write_failure_keeps_the_old_file(tmp_path, monkeypatch):
     path = tmp_path / "manifest.json"
     write_json_atomic(path, {"a": 1})
 
-    def full(self, *args, **kwargs):
-        Path.write_bytes(self, b'{"a": ')  # half written, then the disk is full
-        raise OSError(errno.ENOSPC, "No space left on device")
+    real_open = open
 
-    monkeypatch.setattr(Path, "write_text", full)
+    class Full:
+        def __init__(self, file, mode):
+            self.f = real_open(file, mode)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+        def write(self, data):
+            self.f.write(data[:6])  # half written, then the disk is full
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("envsim.provenance.open", Full, raising=False)
     with pytest.raises(OSError, match="disk full while writing .*manifest.json"):
         write_json_atomic(path, {"a": 2})
     monkeypatch.undo()
@@ -658,18 +671,18 @@ def test_os_errors_of_any_subcommand_are_one_line(tmp_path, capsys):
 
 
 def test_a_bug_keeps_its_traceback(monkeypatch, tmp_path):
-    import envsim.inspect_cli
+    import ess.inspect
 
     def broken(args):
         raise TypeError("a genuine bug")
 
-    monkeypatch.setattr(envsim.inspect_cli, "run", broken)
+    monkeypatch.setattr(ess.inspect, "run", broken)
     with pytest.raises(TypeError, match="a genuine bug"):
         main(["inspect", str(tmp_path)])
 
 
 def test_os_error_message_names_the_file_once():
-    from envsim.cli import os_error_message
+    from ess.main import os_error_message
 
     assert os_error_message(PermissionError(errno.EACCES, "Permission denied", "/data/out")) == (
         "Permission denied: /data/out"

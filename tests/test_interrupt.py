@@ -2,7 +2,7 @@
 an uninterrupted run's. For ``ess render`` (in this process and with worker processes), ``ess pair`` and
 ``ess train --resume``.
 
-The shards use the default LZF compression: the toolkit compresses LZF chunks itself (:mod:`envsim.lzf`),
+The shards use the default LZF compression: the toolkit compresses LZF chunks itself (:mod:`envsim.store.lzf`),
 so their bytes depend on the data alone, not on what the process compressed before.
 """
 
@@ -27,7 +27,7 @@ pytestmark = pytest.mark.slow
 
 
 def _ess(*args: str) -> list[str]:
-    return [sys.executable, "-m", "envsim", *args]  # the `ess` console command
+    return [sys.executable, "-m", "ess", *args]  # the `ess` console command
 
 
 def _run(*args: str) -> None:
@@ -168,9 +168,9 @@ def test_train_killed_after_a_checkpoint_resumes_to_the_same_weights(tmp_path):
     pytest.importorskip("torch")
     import torch
 
-    from envsim.dataset import DatasetConfig, render_dataset, resolve_sources
-    from envsim.render import RenderConfig
-    from envsim.trajectory import TrajectoryConfig
+    from envsim.job.dataset import DatasetConfig, render_dataset, resolve_sources
+    from envsim.render.renderer import RenderConfig
+    from envsim.nav.trajectory import TrajectoryConfig
     from pairing.build import PairConfig, build_pairs
     from training.encoder import load_encoder, state_digest
 

@@ -1,4 +1,4 @@
-"""envsim.lzf: the LZF stream round-trips, h5py's own LZF filter reads it, and the bytes depend on the input
+"""envsim.store.lzf: the LZF stream round-trips, h5py's own LZF filter reads it, and the bytes depend on the input
 alone."""
 
 import subprocess
@@ -8,7 +8,7 @@ import h5py
 import numpy as np
 import pytest
 
-from envsim import lzf
+from envsim.store import lzf
 
 SIZES = [0, 1, 2, 3, 4, 5, 31, 32, 33, 34, 63, 64, 65, 264, 265, 266, 267, 1000, 8191, 8192, 8193, 8195, 20_000, 70_000]
 
@@ -152,7 +152,7 @@ def _chunks(kind: str, rng, n: int, shape, dtype):
 
 def _write_direct(path, arrays):
     """Datasets created as the shard writer creates them (shuffle + lzf, one chunk per sample), chunks
-    written by envsim.lzf."""
+    written by envsim.store.lzf."""
     with h5py.File(path, "w", libver="v110") as f:
         for key, arr in arrays.items():
             d = f.create_dataset(key, arr.shape, dtype=arr.dtype, chunks=(1, *arr.shape[1:]), compression="lzf",

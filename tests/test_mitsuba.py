@@ -13,12 +13,12 @@ import sys
 import numpy as np
 import pytest
 
-from envsim.raycast import MISS, MitsubaRayCaster, Open3DRayCaster, RayHits, available_backends, make_ray_caster
-from envsim.render import Backend, RenderConfig, Renderer, SemanticMode
+from envsim.render.raycast import MISS, MitsubaRayCaster, Open3DRayCaster, RayHits, available_backends, make_ray_caster
+from envsim.render.renderer import Backend, RenderConfig, Renderer, SemanticMode
 
 
 def _variants() -> list[str]:
-    from envsim.raycast import mitsuba_variant
+    from envsim.render.raycast import mitsuba_variant
 
     return ["llvm_ad_rgb"] + (["cuda_ad_rgb"] if mitsuba_variant() == "cuda_ad_rgb" else [])
 

@@ -1,4 +1,4 @@
-"""Tests of envsim.navigation: navigable space from meshes, paths, geodesics and I/O."""
+"""Tests of envsim.nav.grid: navigable space from meshes, paths, geodesics and I/O."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import trimesh
 
-from envsim.navigation import NavConfig, NavGrid, build_navgrid
+from envsim.nav.grid import NavConfig, NavGrid, build_navgrid
 
 CELL = 0.05
 RADIUS = 0.1

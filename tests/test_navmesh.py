@@ -1,4 +1,4 @@
-"""Tests of envsim.navmesh: Habitat-Sim .navmesh reading, writing, islands and rasterisation.
+"""Tests of envsim.nav.navmesh: Habitat-Sim .navmesh reading, writing, islands and rasterisation.
 
 Files are built here byte by byte with ``struct`` from the layout in habitat-sim ``PathFinder.cpp`` and
 Detour's ``DetourNavMesh.h``, independently of the module's writer.
@@ -14,9 +14,9 @@ import time
 import numpy as np
 import pytest
 
-import envsim.navmesh as nm
-from envsim.navigation import NavGrid
-from envsim.navmesh import (
+import envsim.nav.navmesh as nm
+from envsim.nav.grid import NavGrid
+from envsim.nav.navmesh import (
     NavMesh,
     NavMeshError,
     encode_navmesh,
@@ -282,7 +282,7 @@ def test_tiles_with_coinciding_edges_but_no_portal_flags_join_by_vertex_position
 def test_zero_tile_header_ends_the_tile_list_as_in_habitat(caplog):
     data = two_squares_file() + struct.pack("<Ii", 0, 0)
     data = data[:8] + struct.pack("<i", 3) + data[12:]  # numTiles = 3, the second tile header is zeros
-    with caplog.at_level(logging.WARNING, logger="envsim.navmesh"):
+    with caplog.at_level(logging.WARNING, logger="envsim.nav.navmesh"):
         m = parse_navmesh(data, name=NAME)
     assert m.n_polygons == 2
     assert "tiles end here" in caplog.text

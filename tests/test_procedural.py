@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import trimesh
 
-from envsim.procedural import MANDATORY_ROOMS, House, ProceduralConfig, generate_house, write_house
-from envsim.rooms import ROOM_NAMES, SIDECAR_FORMAT
+from envsim.scenes.procedural import MANDATORY_ROOMS, House, ProceduralConfig, generate_house, write_house
+from envsim.scenes.rooms import ROOM_NAMES, SIDECAR_FORMAT
 
 SEEDS = (0, 1, 2, 3, 4, 5)
 TALL_CATEGORIES = {"wardrobe", "fridge", "bookshelf", "counter"}  # may reach 2.2 m
@@ -185,7 +185,7 @@ def test_glb_round_trip_keeps_names_uvs_and_textures(houses, tmp_path):
 
 
 def test_loads_with_room_labels(houses, tmp_path):
-    scene_mod = pytest.importorskip("envsim.scene")
+    scene_mod = pytest.importorskip("envsim.scenes.scene")
     glb, _ = write_house(houses[1], tmp_path / "h.glb")
     scene = scene_mod.load_scene(glb)
     assert [r.label for r in scene.rooms] == [r["label"] for r in houses[1].sidecar["rooms"]]

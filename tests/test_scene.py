@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import trimesh
 
-from envsim.scene import SceneError, UpAxis, load_scene, points_in_polygon
+from envsim.scenes.scene import SceneError, UpAxis, load_scene, points_in_polygon
 
 
 def test_missing_empty_corrupt_and_unsupported(tmp_path):

@@ -1,4 +1,4 @@
-"""The torch render path (``envsim.shade_torch``) against the numba kernels and the numpy reference, on the
+"""The torch render path (``envsim.render.shade_torch``) against the numba kernels and the numpy reference, on the
 same hits; and the whole torch path (rays, Mitsuba ``cast_torch``, shading, host copy) against the default
 Open3D + numba renderer.
 
@@ -14,11 +14,11 @@ import torch
 import trimesh
 
 from envsim.camera import quat_from_yaw_pitch_roll
-from envsim.kernels import shade_hits
-from envsim.raycast import MISS, MitsubaRayCaster, Open3DRayCaster, mitsuba_variant
-from envsim.render import Backend, LightingConfig, RenderConfig, Renderer, SemanticMode
-from envsim.scene import Material, Scene
-from envsim.shade_torch import face_normals, shade
+from envsim.render.kernels import shade_hits
+from envsim.render.raycast import MISS, MitsubaRayCaster, Open3DRayCaster, mitsuba_variant
+from envsim.render.renderer import Backend, LightingConfig, RenderConfig, Renderer, SemanticMode
+from envsim.scenes.scene import Material, Scene
+from envsim.render.shade_torch import face_normals, shade
 from tests.conftest import room_with_furniture, scene_from_trimesh
 
 DEVICES = [
@@ -347,7 +347,7 @@ def test_cli_backend_option(tmp_path):
     """``ess render --backend`` reaches the render config, and Mitsuba renders the dataset Open3D renders."""
     import h5py
 
-    from envsim.cli import main
+    from ess.main import main
 
     base = ["render", "procedural:1", "--views", "6", "--size", "24x16", "--semantic", "room", "--no-progress"]
     assert main(base + ["--out", str(tmp_path / "o3d")]) == 0

@@ -5,7 +5,7 @@ import sys
 import numpy as np
 import pytest
 
-from envsim.shards import Compression, ShardLayout, ShardWriter, read_shard
+from envsim.store.shards import Compression, ShardLayout, ShardWriter, read_shard
 
 
 def _batch(rng, n, h=8, w=6, semantic=False):
@@ -113,14 +113,14 @@ import numpy as np
 history, threads, path = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 if history == "busy":  # compress other data first, with h5py's LZF filter and with ours
     import h5py
-    from envsim import lzf
+    from envsim.store import lzf
     junk = np.random.default_rng(99).integers(0, 256, (16, 96, 96, 3), dtype=np.uint8) // 5
     with h5py.File(path + ".junk.h5", "w") as f:
         f.create_dataset("x", data=junk, chunks=(1, 96, 96, 3), compression="lzf", shuffle=True)
     lzf.encode_chunks(junk.reshape(16, -1), 1)
 import numba
 numba.set_num_threads(threads)
-from envsim.shards import ShardLayout, ShardWriter
+from envsim.store.shards import ShardLayout, ShardWriter
 rng = np.random.default_rng(0)
 n, h, w = 12, 40, 32
 y, x = np.mgrid[0:h, 0:w]

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from envsim.splits import HOLDOUT_EVERY, view_splits
+from envsim.store.splits import HOLDOUT_EVERY, view_splits
 
 
 def _meta(traj_per_scene, views_per_traj=3):

@@ -1,4 +1,4 @@
-"""Tests of envsim.trajectory: agent trajectories over a navigable grid."""
+"""Tests of envsim.nav.trajectory: agent trajectories over a navigable grid."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pytest
 import trimesh
 
 from envsim.camera import quat_to_matrix
-from envsim.navigation import NavGrid, build_navgrid
-from envsim.trajectory import Trajectories, TrajectoryConfig, TrajectoryMode, sample_trajectories
+from envsim.nav.grid import NavGrid, build_navgrid
+from envsim.nav.trajectory import Trajectories, TrajectoryConfig, TrajectoryMode, sample_trajectories
 
 MODES = list(TrajectoryMode)
 
@@ -304,9 +304,9 @@ def test_trajectories_start_in_every_room_by_area(nav, mode):
 def test_exploring_walks_cross_from_room_to_room(tmp_path):
     """In a procedural house (rooms joined by doorways) an exploring walk visits more rooms than a plain one,
     within the turn limit and on navigable floor."""
-    from envsim.dataset import room_regions
-    from envsim.procedural import generate_house, write_house
-    from envsim.scene import load_scene
+    from envsim.job.dataset import room_regions
+    from envsim.scenes.procedural import generate_house, write_house
+    from envsim.scenes.scene import load_scene
 
     glb, _ = write_house(generate_house(rng=np.random.default_rng(0)), tmp_path / "house.glb")
     scene = load_scene(glb)
@@ -340,9 +340,9 @@ def test_procedural_houses_have_views_in_every_room(tmp_path):
     """The recipe's 8 trajectories per house reach every room (the dining rooms of two houses had none)."""
     import json
 
-    from envsim.dataset import DatasetConfig, render_dataset, resolve_sources
-    from envsim.reader import DatasetReader
-    from envsim.render import RenderConfig
+    from envsim.job.dataset import DatasetConfig, render_dataset, resolve_sources
+    from envsim.store.reader import DatasetReader
+    from envsim.render.renderer import RenderConfig
 
     out = tmp_path / "d"
     cfg = DatasetConfig(render=RenderConfig(width=8, height=8),

@@ -1,11 +1,11 @@
 import h5py
 import numpy as np
 
-from envsim.cli import main
-from envsim.dataset import DatasetConfig, render_dataset, resolve_sources
-from envsim.render import RenderConfig
-from envsim.trajectory import TrajectoryConfig
-from envsim.verify import verify_dataset
+from ess.main import main
+from envsim.job.dataset import DatasetConfig, render_dataset, resolve_sources
+from envsim.render.renderer import RenderConfig
+from envsim.nav.trajectory import TrajectoryConfig
+from envsim.store.verify import verify_dataset
 
 
 def _render(out):

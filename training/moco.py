@@ -42,6 +42,7 @@ import math
 from dataclasses import dataclass
 from enum import Enum
 from functools import partial
+
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F

@@ -31,10 +31,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from envsim.dataset import to_jsonable
-from envsim.reader import DatasetReader
-from envsim.scene import file_sha256
-from envsim.splits import view_splits
+from envsim.provenance import atomic_write, file_sha256, to_jsonable
+from envsim.store.reader import DatasetReader
+from envsim.store.splits import view_splits
 from envsim.version import code_version
 from pairing.store import PAIRS_NAME
 from training.augment import AugmentConfig, moco_v2_augment
@@ -161,10 +160,8 @@ def _device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def _atomic_save(obj: Any, path: Path) -> None:
-    tmp = path.with_name(path.name + ".partial")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+def _save_torch(obj: Any, path: Path) -> None:
+    atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 
 def resume_plan(saved: dict[str, Any], config: dict[str, Any], steps_done: int, total: int) -> str:
@@ -305,7 +302,7 @@ def train(
 
     def checkpoint() -> None:
         if rank == 0:
-            _atomic_save(
+            _save_torch(
                 {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step, "config": cfg_json,
                  "model_args": to_jsonable(model_args), "dataset": provenance, "code_version": code_version(),
                  "seed": config.seed},
@@ -370,7 +367,7 @@ def train(
         checkpoint()
         raise
     if rank == 0:
-        _atomic_save(
+        _save_torch(
             {"arch": config.arch, "state_dict": model.encoder_q.backbone.state_dict(), "model_args": to_jsonable(model_args),
              "config": cfg_json, "dataset": provenance, "code_version": code_version(), "seed": config.seed, "step": step},
             out / ENCODER_NAME,

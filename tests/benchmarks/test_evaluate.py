@@ -12,9 +12,9 @@ import pytest
 import torch
 from PIL import Image
 
-from benchmarks import cli as bench_cli
-from benchmarks.compare import compare_runs, comparison_markdown, write_comparison
-from benchmarks.evaluate import (
+from ess import bench as bench_cli
+from benchmarks.evaluation.compare import compare_runs, comparison_markdown, write_comparison
+from benchmarks.evaluation.evaluate import (
     REPRESENTATIONS,
     SETTINGS,
     room_warnings,
@@ -24,12 +24,12 @@ from benchmarks.evaluate import (
     read_report,
     write_report,
 )
-from envsim.cli import UserError
-from envsim.dataset import DatasetConfig, render_dataset, resolve_sources
-from envsim.reader import DatasetReader
-from envsim.render import RenderConfig
-from envsim.splits import view_splits
-from envsim.trajectory import TrajectoryConfig
+from ess.args import UserError
+from envsim.job.dataset import DatasetConfig, render_dataset, resolve_sources
+from envsim.store.reader import DatasetReader
+from envsim.render.renderer import RenderConfig
+from envsim.store.splits import view_splits
+from envsim.nav.trajectory import TrajectoryConfig
 from training.encoder import load_encoder, state_digest
 from training.resnet import build_resnet
 
@@ -151,7 +151,7 @@ def test_encoder_changed_during_evaluation_raises(run_a, data, monkeypatch):
 
 
 def test_leakage_is_refused(run_a, data, tmp_path, monkeypatch):
-    import envsim.splits as splits_mod
+    import envsim.store.splits as splits_mod
 
     real = splits_mod.view_splits
 

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from benchmarks.localization import localization_errors, localization_summary, nearest_by_cosine
+from benchmarks.evaluation.localization import localization_errors, localization_summary, nearest_by_cosine
 from envsim.camera import quat_from_yaw_pitch_roll
 
 

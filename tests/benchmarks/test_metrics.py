@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from benchmarks.metrics import (
+from benchmarks.evaluation.metrics import (
     confusion_matrix,
     mean_std,
     median,

@@ -9,8 +9,8 @@ import json
 
 import pytest
 
-from benchmarks import perf
-from benchmarks.perf_cli import perf_main
+from benchmarks.perf import suite as perf
+from ess.main import main as ess
 
 TINY = perf.SuiteConfig(
     render_views=8,
@@ -127,7 +127,7 @@ def test_readme_regeneration_replaces_only_the_block(suite, tmp_path):
     after = "\nProse after.\n\n## Development\n"
     begin, end = "<!-- perf:begin -->", "<!-- perf:end -->"
     readme.write_text(f"{before}{begin}\nold table\n{end}{after}")
-    assert perf_main(["--no-run", "--out", str(out), "--readme", str(readme)]) == 0
+    assert ess(["bench-perf", "--no-run", "--out", str(out), "--readme", str(readme)]) == 0
     text = readme.read_text()
     assert text.startswith(before + begin + "\n") and text.endswith(end + after)
     assert "old table" not in text and perf.summary_table(report) in text
@@ -151,4 +151,4 @@ def test_bad_input():
     with pytest.raises(ValueError, match="multiple of 8"):
         perf.SuiteConfig(train_cpu_batch=12)
     with pytest.raises(SystemExit):
-        perf_main(["--only", "nope"])
+        ess(["bench-perf", "--only", "nope"])

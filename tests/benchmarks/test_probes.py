@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from benchmarks.probes import knn_classify, linear_probe, ridge_regression, softmax_regression_loss
+from benchmarks.evaluation.probes import knn_classify, linear_probe, ridge_regression, softmax_regression_loss
 
 
 def test_softmax_loss_and_gradient_match_torch_autograd():

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from envsim.camera import quat_to_matrix
-from envsim.cli import main
-from envsim.dataset import DatasetConfig, render_dataset, resolve_sources
-from envsim.render import RenderConfig
-from envsim.trajectory import TrajectoryConfig
+from ess.main import main
+from envsim.job.dataset import DatasetConfig, render_dataset, resolve_sources
+from envsim.render.renderer import RenderConfig
+from envsim.nav.trajectory import TrajectoryConfig
 from pairing.build import PairConfig, PositiveRule, build_pairs, positives_per_view
 from pairing.loader import PartnerSampling, SpatialPairs, iter_batches
 from pairing.similarity import SimilarityConfig
@@ -40,7 +40,7 @@ def test_pairs_file_contents(dataset, tmp_path):
     pair, n = d["pair"], d["attrs"]["n_views"]
     assert n == 60 and len(pair) > 30
     assert np.all(pair[:, 0] < pair[:, 1])
-    from envsim.reader import DatasetReader
+    from envsim.store.reader import DatasetReader
 
     meta = DatasetReader(dataset).meta()
     assert np.all(meta["scene"][pair[:, 0]] == meta["scene"][pair[:, 1]])
@@ -154,7 +154,7 @@ def test_cli_pair_inspect_preview(dataset, tmp_path, capsys):
 
 
 def test_light_partner_is_the_same_pose(tmp_path):
-    from envsim.render import LightingConfig
+    from envsim.render.renderer import LightingConfig
 
     out = tmp_path / "lv"
     cfg = DatasetConfig(

@@ -14,12 +14,12 @@ import json
 import numpy as np
 import pytest
 
-from benchmarks.probes import knn_classify
-from envsim.dataset import DatasetConfig, render_dataset, resolve_sources
-from envsim.reader import DatasetReader
-from envsim.render import RenderConfig
-from envsim.splits import view_splits
-from envsim.trajectory import TrajectoryConfig
+from benchmarks.evaluation.probes import knn_classify
+from envsim.job.dataset import DatasetConfig, render_dataset, resolve_sources
+from envsim.store.reader import DatasetReader
+from envsim.render.renderer import RenderConfig
+from envsim.store.splits import view_splits
+from envsim.nav.trajectory import TrajectoryConfig
 from pairing.build import PairConfig, build_pairs
 from training.encoder import embed, load_encoder, random_encoder
 from training.trainer import TrainConfig, train

@@ -62,9 +62,9 @@ def test_empty_table_and_validation():
 def test_table_follows_the_pairs_files_rule(tmp_path):
     """Under ``--positive both`` the table holds exactly the pairs the file marks positive: a pair within the
     distance gate that fails covisibility is no positive of the batch or the queue either."""
-    from envsim.dataset import DatasetConfig, render_dataset, resolve_sources
-    from envsim.render import RenderConfig
-    from envsim.trajectory import TrajectoryConfig
+    from envsim.job.dataset import DatasetConfig, render_dataset, resolve_sources
+    from envsim.render.renderer import RenderConfig
+    from envsim.nav.trajectory import TrajectoryConfig
     from pairing.build import PairConfig, PositiveRule, build_pairs
     from pairing.store import read_pairs
 
@@ -75,7 +75,7 @@ def test_table_follows_the_pairs_files_rule(tmp_path):
     d = read_pairs(data / "pairs.h5")
     positive = d["positive"].astype(bool)
     assert positive.any() and not positive.all()  # the rule rejected some pairs within the distance gate
-    from envsim.reader import DatasetReader
+    from envsim.store.reader import DatasetReader
 
     scene = DatasetReader(data).meta()["scene"]
     table = PositiveTable.from_pairs_file(d, positive, scene)

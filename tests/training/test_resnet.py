@@ -45,7 +45,7 @@ def test_unknown_arch_lists_choices():
 
 
 def test_cli_lists_every_architecture():
-    from training import cli
+    from ess import train as cli
     from training.resnet import ARCHS
 
     assert set(cli.ARCHS) == set(ARCHS)

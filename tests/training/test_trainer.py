@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from envsim.dataset import DatasetConfig, render_dataset, resolve_sources
-from envsim.render import RenderConfig
-from envsim.trajectory import TrajectoryConfig
+from envsim.job.dataset import DatasetConfig, render_dataset, resolve_sources
+from envsim.render.renderer import RenderConfig
+from envsim.nav.trajectory import TrajectoryConfig
 from pairing.build import PairConfig, build_pairs
 from training.encoder import load_encoder
 from training.trainer import TrainConfig, TrainError, train
@@ -94,7 +94,7 @@ def _same_weights(a, b):
 
 
 def test_resume_of_a_finished_run_changes_nothing(data, tmp_path, capsys):
-    from envsim.cli import main
+    from ess.main import main
 
     run = tmp_path / "done"
     config = TrainConfig(method="ess-mb", epochs=1, **TINY)
@@ -131,7 +131,7 @@ def test_more_epochs_extend_a_run_to_the_weights_of_a_longer_run(data, tmp_path)
 
 
 def test_ess_light_positives_take_the_own_key_from_another_light(tmp_path):
-    from envsim.render import LightingConfig
+    from envsim.render.renderer import LightingConfig
     from training.views import TrainViews
 
     out = tmp_path / "lv"
@@ -151,8 +151,8 @@ def test_ess_light_positives_take_the_own_key_from_another_light(tmp_path):
 
 def test_training_on_the_train_split_only(data, tmp_path):
     """Held-out trajectories and unfamiliar scenes never enter training, as anchors or as partners."""
-    from envsim.reader import DatasetReader
-    from envsim.splits import view_splits
+    from envsim.store.reader import DatasetReader
+    from envsim.store.splits import view_splits
     from pairing.loader import PartnerSampling, SpatialPairs
 
     reader = DatasetReader(data)
@@ -164,7 +164,7 @@ def test_training_on_the_train_split_only(data, tmp_path):
 
 
 def test_cli_train(data, tmp_path, capsys):
-    from envsim.cli import main
+    from ess.main import main
 
     args = ["train", str(data), "--out", str(tmp_path / "r"), "--epochs", "1", "--batch-size", "16", "--dim", "16",
             "--mlp-hidden", "64", "--bn-splits", "2", "--workers", "0", "--no-progress"]
@@ -178,7 +178,7 @@ def test_cli_train(data, tmp_path, capsys):
 @pytest.mark.slow
 def test_torchrun_two_processes(data, tmp_path):
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "envsim",
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "ess",
            "train", str(data), "--out", str(tmp_path / "ddp"), "--epochs", "1", "--batch-size", "16", "--dim", "16",
            "--mlp-hidden", "64", "--bn-splits", "2", "--workers", "0", "--no-progress", "--device", "cpu"]
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)

@@ -1,0 +1,230 @@
+"""Loader throughput: pairs/s of :class:`pairing.loader.SpatialPairs` through ``torch.utils.data.DataLoader``
+with 0, 2 and all worker processes, against raw h5py reads of the same samples, in the same run.
+
+A small dataset is rendered (procedural houses, :func:`envsim.job.dataset.render_dataset`) and paired
+(:func:`pairing.build.build_pairs`, distance rule, covisibility off: the loader does not read it), then:
+
+1. **loader**: exactly what ``ess train`` iterates: ``SpatialPairs`` with ESS-MB partner sampling and the
+   trainer's uint8 CHW transform, batched by :class:`training.views.EpochBatches` (one epoch, the last
+   incomplete batch dropped) through a fresh ``DataLoader`` (the trainer builds one per epoch, so worker
+   start-up is part of the figure);
+2. **reference**: a trivial loader in this process: the same anchors in the same order with the same
+   partners (drawn beforehand, outside the timing), each image read with ``h5py`` ``ds[row]`` from files
+   opened once, stacked per batch with numpy.
+
+ratio = loader pairs/s / reference pairs/s (best of ``repeats`` epochs each). The reference is one process,
+so workers can push the ratio above 1. One untimed epoch checks that the loader, with the most workers,
+yields exactly the reference's images, batch by batch.
+
+Usage: part of the suite, ``python -m benchmarks.perf.suite --only loader``.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks.machine import machine_info
+
+
+def make_dataset(folder: Path, *, houses: int, views: int, size: int, seed: int) -> dict[str, Any]:
+    """Render ``houses`` procedural houses x ``views`` views at ``size`` x ``size`` and build their pairs."""
+    from envsim.job.dataset import DatasetConfig, render_dataset, resolve_sources
+    from envsim.nav.trajectory import TrajectoryConfig
+    from envsim.render.renderer import RenderConfig
+    from pairing.build import PairConfig, build_pairs
+
+    config = DatasetConfig(
+        seed=seed,
+        render=RenderConfig(width=size, height=size),
+        trajectory=TrajectoryConfig(views=views, views_per_trajectory=max(1, min(views, 50))),
+    )
+    t0 = time.perf_counter()
+    manifest = render_dataset(resolve_sources([f"procedural:{houses}"]), config=config, out=folder)
+    t1 = time.perf_counter()
+    build_pairs(folder, config=PairConfig(compute_covisibility=False, seed=seed))
+    t2 = time.perf_counter()
+    return {
+        "views": manifest["total_samples"], "shards": len(manifest["shards"]), "render_s": t1 - t0, "pair_s": t2 - t1
+    }
+
+
+def _loader(dataset, *, batch: int, seed: int, workers: int):
+    import torch
+
+    from training.views import EpochBatches
+
+    sampler = EpochBatches(len(dataset), batch_size=batch, seed=seed, epoch=0)
+    return torch.utils.data.DataLoader(dataset, batch_sampler=sampler, num_workers=workers, persistent_workers=False)
+
+
+def _reference_plan(dataset, *, batch: int, seed: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """Per batch: (shard, row) of every anchor and of its partner, as the loader will draw them."""
+    from training.views import EpochBatches
+
+    index_map = dataset.index_map
+    plan = []
+    for items in EpochBatches(len(dataset), batch_size=batch, seed=seed, epoch=0):
+        anchors = index_map[np.asarray(items, np.int64)]
+        partners = np.array([dataset.partner(int(i))[0] for i in anchors], np.int64)
+        plan.append(dataset.reader.locate(anchors) + dataset.reader.locate(partners))
+    return plan
+
+
+def _reference_epoch(folder: Path, files: list[str], plan) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The trivial loader: per-sample h5py reads of the planned rows, stacked per batch."""
+    import h5py
+
+    handles = [h5py.File(folder / name, "r") for name in files]
+    try:
+        rgb = [f["rgb"] for f in handles]
+        out = []
+        for sa, ra, sb, rb in plan:
+            a = np.stack([rgb[s][r] for s, r in zip(sa.tolist(), ra.tolist())])  # (B, H, W, 3)
+            b = np.stack([rgb[s][r] for s, r in zip(sb.tolist(), rb.tolist())])  # (B, H, W, 3)
+            out.append((a, b))
+        return out
+    finally:
+        for f in handles:
+            f.close()
+
+
+def _loader_epoch(dataset, *, batch: int, seed: int, workers: int, keep: bool) -> tuple[int, float, list]:
+    """(pairs, seconds to the first batch, batches kept when ``keep``) of one epoch."""
+    t0 = time.perf_counter()
+    first, pairs, kept = None, 0, []
+    for im_a, im_b, _weight, _meta in _loader(dataset, batch=batch, seed=seed, workers=workers):
+        if first is None:
+            first = time.perf_counter() - t0
+        pairs += len(im_a)
+        if keep:
+            kept.append((im_a.permute(0, 2, 3, 1).numpy(), im_b.permute(0, 2, 3, 1).numpy()))
+    return pairs, first or 0.0, kept
+
+
+def measure(
+    *,
+    houses: int,
+    views: int,
+    size: int,
+    batch: int,
+    repeats: int,
+    workers: list[int] | None = None,
+    seed: int = 0,
+) -> dict:
+    """Pairs/s of the training loader with several worker counts against raw h5py reads (module docstring).
+
+    Args:
+        houses: procedural houses in the dataset.
+        views: views per house.
+        size: image width and height in pixels.
+        batch: pairs per batch (the trainer's ``--batch-size``).
+        repeats: best of this many epochs per setting.
+        workers: DataLoader worker counts; default 0, 2 and ``os.cpu_count()`` (duplicates dropped).
+        seed: dataset, pairing and epoch-order seed.
+
+    Returns:
+        A report: per worker count, pairs/s, its ratio to the reference, and the time to the first batch.
+    """
+    from pairing.loader import PartnerSampling, SpatialPairs
+    from training.views import image_chw
+
+    if houses < 1 or views < 2 or size < 1 or batch < 1 or repeats < 1:
+        raise ValueError("houses, size, batch and repeats must be >= 1 and views >= 2")
+    if houses * views < batch:
+        raise ValueError(f"{houses} x {views} views make no batch of {batch}")
+    workers = sorted(set(workers if workers is not None else [0, 2, os.cpu_count() or 1]))
+    with tempfile.TemporaryDirectory(prefix="ess-bench-loader-") as tmp:
+        folder = Path(tmp) / "data"
+        built = make_dataset(folder, houses=houses, views=views, size=size, seed=seed)
+        dataset = SpatialPairs(folder, sampling=PartnerSampling.UNIFORM, transform=image_chw, seed=seed)
+        files = [s["file"] for s in dataset.reader.shards]
+        plan = _reference_plan(dataset, batch=batch, seed=seed)
+        pairs = sum(len(p[0]) for p in plan)
+
+        # Not timed: the loader with the most workers yields exactly the reference's images.
+        expected = _reference_epoch(folder, files, plan)
+        n, _, got = _loader_epoch(dataset, batch=batch, seed=seed, workers=max(workers), keep=True)
+        if n != pairs or len(got) != len(expected):
+            raise AssertionError(
+                f"loader yielded {n} pairs in {len(got)} batches, the reference {pairs} in {len(expected)}"
+            )
+        for (a, b), (ra, rb) in zip(got, expected):
+            if not (np.array_equal(a, ra) and np.array_equal(b, rb)):
+                raise AssertionError("loader images differ from raw h5py reads of the same views")
+        del expected, got
+
+        best_ref = np.inf
+        best = {w: (np.inf, 0.0) for w in workers}
+        for r in range(repeats):
+            order = workers if r % 2 == 0 else workers[::-1]
+            t0 = time.perf_counter()
+            _reference_epoch(folder, files, plan)
+            best_ref = min(best_ref, time.perf_counter() - t0)
+            for w in order:
+                t0 = time.perf_counter()
+                _, first, _ = _loader_epoch(dataset, batch=batch, seed=seed, workers=w, keep=False)
+                seconds = time.perf_counter() - t0
+                if seconds < best[w][0]:
+                    best[w] = (seconds, first)
+        dataset.reader.close()
+    ref_rate = pairs / best_ref
+    rows = [
+        {
+            "workers": w,
+            "pairs": pairs,
+            "seconds": s,
+            "first_batch_s": first,
+            "pairs_per_s": pairs / s,
+            "images_per_s": 2 * pairs / s,
+            "reference_pairs_per_s": ref_rate,
+            "ratio": (pairs / s) / ref_rate,
+        }
+        for w, (s, first) in sorted(best.items())
+    ]
+    return {
+        "benchmark": "loader",
+        "data": {
+            "kind": "procedural houses, random-walk trajectories",
+            "houses": houses,
+            "views": built["views"],
+            "shards": built["shards"],
+            "size": f"{size}x{size}",
+            "render_s": built["render_s"],
+            "pair_s": built["pair_s"],
+            "seed": seed,
+        },
+        "loader": "SpatialPairs(sampling=uniform, transform=uint8 CHW) + EpochBatches + a fresh DataLoader per epoch",
+        "reference": "raw h5py per-sample reads of the same anchors and partners, one process, numpy stacking",
+        "batch": batch,
+        "pairs_per_epoch": pairs,
+        "repeats": repeats,
+        "reference_pairs_per_s": ref_rate,
+        "images_match": True,
+        "target": "loader faster than the GPU trainer consumes (DESIGN.md)",
+        "machine": machine_info(),
+        "results": rows,
+    }
+
+
+def to_markdown(report: dict) -> str:
+    d, m = report["data"], report["machine"]
+    title = (
+        f"Loader, {d['views']:,} views of {d['size']} ({d['houses']} procedural houses), batch {report['batch']}, "
+        f"{report['pairs_per_epoch']:,} pairs per epoch, {m['cores']} cores ({m['cpu']}), best of {report['repeats']}; "
+        f"raw h5py reads of the same samples: {report['reference_pairs_per_s']:,.0f} pairs/s:"
+    )
+    lines = [
+        title,
+        "",
+        "| workers | pairs/s | ratio to raw h5py | first batch s |",
+        "| ---: | ---: | ---: | ---: |",
+    ]
+    for r in report["results"]:
+        lines.append(f"| {r['workers']} | {r['pairs_per_s']:,.0f} | {r['ratio']:.2f} | {r['first_batch_s']:.3f} |")
+    return "\n".join(lines) + "\n"

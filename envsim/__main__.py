@@ -1,5 +1,0 @@
-import sys
-
-from envsim.cli import main
-
-sys.exit(main())

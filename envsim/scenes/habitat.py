@@ -1,0 +1,662 @@
+"""Habitat scene datasets read without habitat-sim: ``*.scene_dataset_config.json``, stage configs, folders.
+
+A Habitat *scene dataset* names its stages (the static scan meshes) through
+``stages.paths`` (globs relative to the config, by file extension: ``.json`` for ``*.stage_config.json``
+files or folders of them, ``.glb``/``.ply``/... for meshes used directly), ``stages.configs`` (stages
+defined inline) and ``stages.default_attributes``; scenes (``scene_instances``) pick a stage, a navmesh
+(``navmesh_instances`` handle) and a semantic descriptor (``semantic_scene_descriptor_instances`` handle).
+A stage's ``up`` and ``front`` vectors give the asset's frame: the asset's up becomes world +Y and its front
+world -Z (habitat-sim's ``CoordinateFrame``). Without them a ``.glb`` is taken as Z-up with front +Y (the
+Matterport convention habitat-sim assumes for ``.glb``) and other files as Y-up; HM3D's ``.basis.glb``
+files are Y-up (its configs say so).
+
+Folders without a config are searched for the layouts the public downloads use (MP3D ``<id>/<id>.glb``,
+HM3D ``<split>/<nnnnn-id>/<id>.basis.glb``, Gibson ``<name>.glb``, Replica ``<name>/habitat/mesh_semantic.ply``)
+and each mesh's navmesh and annotation files are found next to it by name.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import logging
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from envsim.scenes.scene import MESH_SUFFIXES, SceneError
+
+log = logging.getLogger(__name__)
+
+CONFIG_SUFFIX = ".scene_dataset_config.json"
+STAGE_SUFFIX = ".stage_config.json"
+INSTANCE_SUFFIX = ".scene_instance.json"
+
+FAMILIES = ("mp3d", "hm3d", "replica", "gibson", "habitat")
+"""Dataset families; each has its own table in ``data_manifests/room_labels.toml``."""
+
+_Y_UP = ((0.0, 1.0, 0.0), (0.0, 0.0, -1.0))
+_Z_UP = ((0.0, 0.0, 1.0), (0.0, 1.0, 0.0))
+_GENERIC_STEMS = {"mesh", "mesh_semantic", "replica_stage", "stage", "habitat"}
+
+
+class HabitatError(SceneError):
+    """A scene dataset config, stage config or folder that cannot be used."""
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One scene of a Habitat dataset: its mesh, frame and the files that annotate it.
+
+    Attributes:
+        name: scene name (the mesh stem without ``.basis``; the folder name for generic stems).
+        render_asset: the mesh file to render.
+        up: the asset's up direction, in asset coordinates.
+        front: the asset's forward direction, in asset coordinates (orthogonal to ``up``).
+        scale: per-axis scale applied in asset coordinates before the rotation.
+        semantic_asset: mesh with per-face or per-texel instance ids ('' when none).
+        navmesh: Detour ``.navmesh`` file ('' when none: the navigable space is computed from the mesh).
+        descriptor: semantic descriptor (MP3D ``.house``, HM3D ``.semantic.txt``, Replica
+            ``info_semantic.json``, Habitat ``.semantic_config.json``), '' when none.
+        family: which room-label table applies (one of :data:`FAMILIES`).
+    """
+
+    name: str
+    render_asset: str
+    up: tuple[float, float, float] = _Y_UP[0]
+    front: tuple[float, float, float] = _Y_UP[1]
+    scale: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    semantic_asset: str = ""
+    navmesh: str = ""
+    descriptor: str = ""
+    family: str = "habitat"
+
+    def files(self) -> list[str]:
+        """Every file the stage reads (for checksums), mesh first."""
+        return [f for f in (self.render_asset, self.semantic_asset, self.navmesh, self.descriptor) if f]
+
+
+def frame_rotation(up, front) -> np.ndarray:
+    """Rotation taking asset coordinates to the world: ``up`` -> +Y, ``front`` -> -Z.
+
+    Args:
+        up: (3,) asset up direction (any length).
+        front: (3,) asset forward direction, orthogonal to ``up``.
+
+    Returns:
+        float64 (3, 3) proper rotation ``R``; world = ``R @ asset``.
+
+    Raises:
+        ValueError: zero-length or non-orthogonal vectors.
+    """
+    u = np.asarray(up, dtype=np.float64).reshape(3)
+    f = np.asarray(front, dtype=np.float64).reshape(3)
+    nu, nf = np.linalg.norm(u), np.linalg.norm(f)
+    if not (np.all(np.isfinite(u)) and np.all(np.isfinite(f))) or nu < 1e-9 or nf < 1e-9:
+        raise ValueError(f"up {u.tolist()} and front {f.tolist()} must be finite non-zero 3-vectors")
+    u, f = u / nu, f / nf
+    if abs(float(u @ f)) > 1e-4:
+        raise ValueError(f"up {u.tolist()} and front {f.tolist()} must be orthogonal")
+    right = np.cross(f, u)
+    return np.stack([right, u, -f])
+
+
+def is_scene_dataset(path: str | Path) -> bool:
+    """Whether ``path`` is a scene dataset config or a folder holding one."""
+    p = Path(path)
+    if p.is_file():
+        return p.name.endswith(CONFIG_SUFFIX)
+    return p.is_dir() and any(p.glob("*" + CONFIG_SUFFIX))
+
+
+def read_scene_dataset(path: str | Path) -> list[Stage]:
+    """The scenes of a Habitat scene dataset.
+
+    Args:
+        path: a ``*.scene_dataset_config.json`` file, or a folder: its config when it holds one (several:
+            all of them, in name order), else the meshes found in it (see the module docstring).
+
+    Returns:
+        Stages sorted by name; one per scene instance when the config lists scene instances, else one
+        per stage.
+
+    Raises:
+        HabitatError: unreadable JSON, a section of the wrong type, globs that match nothing, a referenced
+            file that is missing, bad up/front vectors.
+    """
+    p = Path(path)
+    if p.is_dir():
+        configs = sorted(p.glob("*" + CONFIG_SUFFIX))
+        if not configs:
+            return discover_folder(p)
+        return [s for c in configs for s in _read_config(c)]
+    if not p.is_file():
+        raise HabitatError(f"scene dataset not found: {p}")
+    if not p.name.endswith(CONFIG_SUFFIX):
+        raise HabitatError(f"{p.name}: a scene dataset config must be named <dataset>{CONFIG_SUFFIX}")
+    return _read_config(p)
+
+
+def _load_json(path: Path, what: str) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise HabitatError(f"{what} not found: {path}") from exc
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise HabitatError(f"{path.name} is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise HabitatError(f"{path.name}: expected a JSON object at the top level")
+    return data
+
+
+def _section(data: dict, key: str, path: Path) -> dict[str, Any]:
+    value = data.get(key, {})
+    if not isinstance(value, dict):
+        raise HabitatError(f"{path.name}: {key!r} must be a JSON object")
+    return value
+
+
+def _family_of(path: Path) -> str:
+    low = path.name.lower()
+    for fam in FAMILIES[:-1]:
+        if fam in low:
+            return fam
+    return "habitat"
+
+
+def _vec3(value: Any, key: str, where: str) -> tuple[float, float, float]:
+    try:
+        v = tuple(float(x) for x in value)
+    except (TypeError, ValueError) as exc:
+        raise HabitatError(f"{where}: {key!r} must be a list of 3 numbers, got {value!r}") from exc
+    if len(v) != 3 or not all(np.isfinite(v)):
+        raise HabitatError(f"{where}: {key!r} must be a list of 3 finite numbers, got {value!r}")
+    return v  # type: ignore[return-value]
+
+
+def _apply_attributes(stage: Stage, attrs: dict[str, Any], base: Path, where: str) -> Stage:
+    """A stage with the stage-config keys in ``attrs`` applied (paths relative to ``base``)."""
+    changes: dict[str, Any] = {}
+    for key, field_name in (("render_asset", "render_asset"), ("semantic_asset", "semantic_asset"),
+                            ("nav_asset", "navmesh"), ("semantic_descriptor_filename", "descriptor"),
+                            ("house_filename", "descriptor")):
+        value = attrs.get(key)
+        if isinstance(value, str) and value:
+            changes[field_name] = str((base / value).resolve()) if not Path(value).is_absolute() else value
+    for key in ("up", "front"):
+        if key in attrs:
+            changes[key] = _vec3(attrs[key], key, where)
+    if "scale" in attrs:
+        changes["scale"] = _vec3(attrs["scale"], "scale", where)
+    return replace(stage, **changes)
+
+
+def _default_stage(render_asset: Path, family: str) -> Stage:
+    up, front = _Z_UP if render_asset.suffix.lower() == ".glb" else _Y_UP
+    return Stage(name=_scene_name(render_asset), render_asset=str(render_asset.resolve()), up=up, front=front,
+                 family=family)
+
+
+def _scene_name(mesh: Path) -> str:
+    stem = mesh.name
+    for suffix in (".basis.glb", ".glb", ".gltf", ".ply", ".obj", STAGE_SUFFIX):
+        if stem.lower().endswith(suffix):
+            stem = stem[: -len(suffix)]
+            break
+    if stem in _GENERIC_STEMS:
+        parent = mesh.parent
+        if parent.name == "habitat":
+            parent = parent.parent
+        return parent.name or stem
+    return stem
+
+
+def _glob(base: Path, pattern: str) -> list[Path]:
+    if Path(pattern).is_absolute():
+        root, pat = Path(pattern).anchor, str(Path(pattern).relative_to(Path(pattern).anchor))
+        return sorted(Path(root).glob(pat))
+    return sorted(base.glob(pattern)) if any(c in pattern for c in "*?[") else [base / pattern]
+
+
+def _read_config(path: Path) -> list[Stage]:
+    data = _load_json(path, "scene dataset config")
+    base = path.parent
+    family = _family_of(path)
+    stages_sec = _section(data, "stages", path)
+    defaults = stages_sec.get("default_attributes", {})
+    if not isinstance(defaults, dict):
+        raise HabitatError(f"{path.name}: stages.default_attributes must be a JSON object")
+    paths = stages_sec.get("paths", {})
+    if not isinstance(paths, dict):
+        raise HabitatError(f"{path.name}: stages.paths must map file extensions to lists of globs")
+
+    handles: dict[str, Stage] = {}
+
+    def add(handle: str, stage: Stage) -> None:
+        handles[handle] = stage
+
+    for ext, patterns in paths.items():
+        if isinstance(patterns, str):
+            patterns = [patterns]
+        if not isinstance(patterns, list) or not all(isinstance(x, str) for x in patterns):
+            raise HabitatError(f"{path.name}: stages.paths[{ext!r}] must be a list of globs")
+        for pattern in patterns:
+            matches = [m for m in _glob(base, pattern) if m.exists()]
+            found = 0
+            for m in matches:
+                if ext == ".json":
+                    files = sorted(m.glob("*" + STAGE_SUFFIX)) if m.is_dir() else [m]
+                    for f in files:
+                        stage = _stage_from_file(f, defaults, family)
+                        add(str(f.relative_to(base)) if f.is_relative_to(base) else str(f), stage)
+                        found += 1
+                elif m.is_file() and m.name.lower().endswith(ext.lower()):
+                    stage = _apply_attributes(_default_stage(m, family), defaults, base, path.name)
+                    stage = _with_neighbours(stage)
+                    add(str(m.relative_to(base)), stage)
+                    found += 1
+            if not found:
+                raise HabitatError(f"{path.name}: stages.paths[{ext!r}] glob {pattern!r} matches no file under {base}")
+    configs = stages_sec.get("configs", [])
+    if not isinstance(configs, list):
+        raise HabitatError(f"{path.name}: stages.configs must be a list")
+    for i, entry in enumerate(configs):
+        where = f"{path.name}: stages.configs[{i}]"
+        if not isinstance(entry, dict):
+            raise HabitatError(f"{where} must be a JSON object")
+        attrs = entry.get("attributes", {})
+        if not isinstance(attrs, dict):
+            raise HabitatError(f"{where}.attributes must be a JSON object")
+        if entry.get("original_file"):
+            stage = _stage_from_file(base / str(entry["original_file"]), defaults, family)
+            stage = _apply_attributes(stage, attrs, base, where)
+        elif attrs.get("render_asset"):
+            stage = _apply_attributes(_default_stage(base / str(attrs["render_asset"]), family), defaults, base, where)
+            stage = _with_neighbours(_apply_attributes(stage, attrs, base, where))
+        else:
+            raise HabitatError(f"{where} needs an original_file or attributes.render_asset")
+        add(str(entry.get("template_handle") or stage.name), stage)
+
+    navmeshes = _named_files(data, "navmesh_instances", base, path)
+    descriptors = _named_files(data, "semantic_scene_descriptor_instances", base, path)
+    stages = _scene_instances(data, base, path, handles, navmeshes, descriptors)
+    if not stages:
+        if not handles:
+            raise HabitatError(f"{path.name} names no stages (stages.paths / stages.configs are empty)")
+        stages = list(handles.values())
+    for s in stages:
+        _check_files(s, path.name)
+    return sorted(stages, key=lambda s: s.name)
+
+
+def _stage_from_file(path: Path, defaults: dict[str, Any], family: str) -> Stage:
+    attrs = _load_json(path, "stage config")
+    asset = attrs.get("render_asset")
+    if not isinstance(asset, str) or not asset:
+        raise HabitatError(f"{path.name}: a stage config needs a \"render_asset\"")
+    render = (path.parent / asset).resolve()
+    stage = _default_stage(render, family)
+    stage = _apply_attributes(stage, defaults, path.parent, path.name)
+    stage = _apply_attributes(stage, attrs, path.parent, path.name)
+    if render.stem in _GENERIC_STEMS:  # e.g. Replica's mesh.ply: name the scene after the stage config
+        stage = replace(stage, name=_scene_name(path))
+    return _with_neighbours(stage)
+
+
+def _named_files(data: dict, key: str, base: Path, path: Path) -> dict[str, Path]:
+    section = _section(data, key, path)
+    out: dict[str, Path] = {}
+    for handle, value in section.items():
+        if handle == "paths":
+            if not isinstance(value, dict):
+                raise HabitatError(f"{path.name}: {key}.paths must map extensions to globs")
+            for patterns in value.values():
+                for pattern in [patterns] if isinstance(patterns, str) else list(patterns):
+                    for m in _glob(base, str(pattern)):
+                        files = sorted(x for x in m.iterdir() if x.is_file()) if m.is_dir() else [m]
+                        for f in files:
+                            out[f.name] = f
+                            out[f.stem] = f
+        elif handle == "default_attributes":
+            continue
+        elif isinstance(value, str):
+            out[handle] = base / value
+        else:
+            raise HabitatError(f"{path.name}: {key}[{handle!r}] must be a file path")
+    return out
+
+
+def _scene_instances(data, base, path, handles, navmeshes, descriptors) -> list[Stage]:
+    section = _section(data, "scene_instances", path)
+    paths = section.get("paths", {})
+    files: list[Path] = []
+    if isinstance(paths, dict):
+        for patterns in paths.values():
+            for pattern in [patterns] if isinstance(patterns, str) else list(patterns):
+                for m in _glob(base, str(pattern)):
+                    files += sorted(m.glob("*" + INSTANCE_SUFFIX)) if m.is_dir() else [m] if m.is_file() else []
+    stages = []
+    for f in files:
+        inst = _load_json(f, "scene instance")
+        stage_inst = inst.get("stage_instance", {})
+        template = stage_inst.get("template_name") if isinstance(stage_inst, dict) else None
+        if not isinstance(template, str):
+            raise HabitatError(f"{f.name}: needs \"stage_instance\": {{\"template_name\": ...}}")
+        stage = _match_handle(template, handles)
+        if stage is None:
+            if template in ("NONE", ""):
+                continue
+            raise HabitatError(f"{f.name}: stage {template!r} is not defined in {path.name}")
+        name = f.name[: -len(INSTANCE_SUFFIX)] if f.name.endswith(INSTANCE_SUFFIX) else f.stem
+        stage = replace(stage, name=name)
+        nav = inst.get("navmesh_instance")
+        if isinstance(nav, str) and nav:
+            if nav not in navmeshes:
+                raise HabitatError(f"{f.name}: navmesh {nav!r} is not listed in {path.name} navmesh_instances")
+            stage = replace(stage, navmesh=str(navmeshes[nav]))
+        ssd = inst.get("semantic_scene_instance")
+        if isinstance(ssd, str) and ssd and ssd in descriptors:
+            stage = replace(stage, descriptor=str(descriptors[ssd]))
+        stages.append(stage)
+    return stages
+
+
+def _match_handle(template: str, handles: dict[str, Stage]) -> Stage | None:
+    if template in handles:
+        return handles[template]
+    for handle, stage in handles.items():
+        h = handle.removesuffix(STAGE_SUFFIX)
+        if h == template or h.endswith("/" + template) or template.endswith("/" + Path(h).name) \
+                or Path(h).name == Path(template).name or stage.name == template:
+            return stage
+    return None
+
+
+def _check_files(stage: Stage, where: str) -> None:
+    for f in stage.files():
+        if not Path(f).is_file():
+            raise HabitatError(f"{where}: scene {stage.name!r} refers to a missing file: {f}")
+    if Path(stage.render_asset).suffix.lower() not in MESH_SUFFIXES:
+        raise HabitatError(f"{where}: scene {stage.name!r}: unsupported mesh {Path(stage.render_asset).name}")
+    try:
+        frame_rotation(stage.up, stage.front)
+    except ValueError as exc:
+        raise HabitatError(f"{where}: scene {stage.name!r}: {exc}") from exc
+
+
+def _with_neighbours(stage: Stage) -> Stage:
+    """Fill navmesh, semantic mesh and descriptor from files next to the mesh, by the datasets' naming."""
+    mesh = Path(stage.render_asset)
+    folder = mesh.parent
+    low = mesh.name.lower()
+    stem = mesh.name[: -len(".basis.glb")] if low.endswith(".basis.glb") else mesh.stem
+    if stem.endswith("_semantic"):
+        stem = stem[: -len("_semantic")]
+    changes: dict[str, str] = {}
+    family = stage.family
+
+    def first(*names: str) -> str:
+        for n in names:
+            if (folder / n).is_file():
+                return str((folder / n).resolve())
+        return ""
+
+    if not stage.navmesh:
+        changes["navmesh"] = first(mesh.name[: -len(mesh.suffix)] + ".navmesh", stem + ".basis.navmesh",
+                                   stem + ".navmesh", "mesh_semantic.navmesh")
+    if not stage.semantic_asset:
+        changes["semantic_asset"] = first(stem + ".semantic.glb", stem + "_semantic.ply", "mesh_semantic.ply")
+        if changes["semantic_asset"] and Path(changes["semantic_asset"]) == mesh.resolve():
+            changes["semantic_asset"] = ""
+    if not stage.descriptor:
+        desc = first(stem + ".house", stem + ".semantic.txt", "info_semantic.json", stem + ".semantic_config.json")
+        changes["descriptor"] = desc
+    desc = changes.get("descriptor") or stage.descriptor
+    if family == "habitat" and desc:
+        family = {".house": "mp3d", ".txt": "hm3d"}.get(Path(desc).suffix, family)
+        if Path(desc).name == "info_semantic.json":
+            family = "replica"
+    return replace(stage, family=family, **changes)
+
+
+def discover_folder(folder: str | Path) -> list[Stage]:
+    """Stages in a folder without a scene dataset config, by the public download layouts.
+
+    ``*.basis.glb`` files are HM3D scenes (Y-up; their ``.semantic.glb`` is not a separate scene),
+    ``*/habitat/mesh_semantic.ply`` Replica scenes (Z-up), other ``.glb`` files MP3D (with a ``.house``) or
+    Gibson scenes (Z-up). Other meshes (``.ply``, ``.obj``, ``.gltf``) are Y-up.
+
+    Raises:
+        HabitatError: the folder holds no mesh.
+    """
+    folder = Path(folder)
+    meshes = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in MESH_SUFFIXES)
+    hm3d = [m for m in meshes if m.name.lower().endswith(".basis.glb")]
+    replica = [m for m in meshes if m.name == "mesh_semantic.ply" and m.parent.name == "habitat"]
+    stages: list[Stage] = []
+    if hm3d:
+        # HM3D GLBs are Y-up: habitat-sim's HM3D configs give every stage up [0,1,0], front [0,0,-1]
+        stages = [_with_neighbours(replace(_default_stage(m, "hm3d"), up=_Y_UP[0], front=_Y_UP[1])) for m in hm3d]
+    elif replica:
+        for m in replica:
+            render = m.parent.parent / "mesh.ply"
+            stage = Stage(name=m.parent.parent.name, render_asset=str((render if render.is_file() else m).resolve()),
+                          up=_Z_UP[0], front=_Z_UP[1], family="replica", semantic_asset=str(m.resolve()))
+            stages.append(_with_neighbours(replace(stage, descriptor=_first_file(m.parent, "info_semantic.json"),
+                                                   navmesh=_first_file(m.parent, "mesh_semantic.navmesh"))))
+    else:
+        skip = (".semantic.glb", "_semantic.ply")
+        for m in meshes:
+            if m.name.lower().endswith(skip):
+                continue
+            stage = _with_neighbours(_default_stage(m, "habitat"))
+            if stage.family == "habitat" and m.suffix.lower() == ".glb":
+                stage = replace(stage, family="gibson" if not stage.descriptor else stage.family)
+            stages.append(stage)
+    if not stages:
+        raise HabitatError(f"folder {folder} holds no scene meshes ({', '.join(MESH_SUFFIXES)})")
+    return sorted(stages, key=lambda s: s.name)
+
+
+def _first_file(folder: Path, name: str) -> str:
+    p = folder / name
+    return str(p.resolve()) if p.is_file() else ""
+
+
+def select(stages: list[Stage], patterns: list[str] | tuple[str, ...]) -> list[Stage]:
+    """The stages whose name matches any of the shell-style patterns (all when none are given)."""
+    if not patterns:
+        return stages
+    return [s for s in stages if any(fnmatch.fnmatchcase(s.name, p) for p in patterns)]
+
+
+def looks_like_habitat(folder: str | Path) -> bool:
+    """Whether a folder (without a config) is laid out like a Habitat download: it holds navmeshes,
+    MP3D ``.house`` files, HM3D ``.basis.glb`` meshes or Replica ``habitat/`` folders."""
+    folder = Path(folder)
+    for pattern in ("*.navmesh", "*.house", "*.basis.glb", "habitat/mesh_semantic.ply"):
+        if next(folder.glob(pattern), None) is not None or next(folder.glob("*/" + pattern), None) is not None:
+            return True
+    return any(next(folder.glob(f"*/*/{p}"), None) is not None for p in ("*.basis.glb", "*.navmesh"))
+
+
+def load_stage(stage: Stage, *, labels: dict[str, dict[str, str]] | None = None):
+    """Load a Habitat stage into the Y-up world with its rooms and per-face instance ids.
+
+    The mesh is rotated by :func:`frame_rotation` (after ``scale``). Rooms come from the descriptor
+    (MP3D ``.house`` regions, Habitat ``region_annotations``, HM3D regions with the room votes table);
+    per-face instance ids come from the semantic mesh (transferred to the render mesh face by face, by
+    the nearest semantic face centroid, when the two meshes differ). Faces without an annotation get
+    instance id -1.
+
+    Args:
+        stage: what to load (see :func:`read_scene_dataset`).
+        labels: room-label tables by family (default: ``data_manifests/room_labels.toml``).
+
+    Returns:
+        An :class:`envsim.scenes.scene.Scene`.
+
+    Raises:
+        SceneError: unreadable mesh or annotation files.
+    """
+    import dataclasses
+    import hashlib
+
+    from envsim.provenance import file_sha256
+    from envsim.scenes import annotations as ann
+    from envsim.scenes.scene import UpAxis, load_scene
+
+    scene = load_scene(stage.render_asset, up=UpAxis.Y, name=stage.name)
+    rot = frame_rotation(stage.up, stage.front)
+    scale = np.asarray(stage.scale, np.float64)
+    vertices = ((scene.vertices.astype(np.float64) * scale) @ rot.T).astype(np.float32)
+    table = labels if labels is not None else ann.load_room_labels()
+    rooms = scene.rooms
+    desc = Path(stage.descriptor) if stage.descriptor else None
+    instance = None  # per-face dataset instance id of the semantic mesh, -1 unlabelled
+    inst_region: dict[int, int] = {}
+    inst_names: dict[int, str] = {}
+    region_room: dict[int, str] = {}
+    if desc is not None and desc.name.endswith(".house"):
+        rooms = ann.read_mp3d_house(desc, table=table)
+    elif desc is not None and desc.name.endswith(".semantic_config.json"):
+        rooms = ann.read_habitat_regions(desc, table=table)
+    elif desc is not None and desc.name.endswith(".semantic.txt"):
+        for inst_id, _color, category, region in ann.read_hm3d_semantic_txt(desc):
+            inst_region[int(inst_id)] = int(region)
+            inst_names[int(inst_id)] = str(category)
+        votes = _find_upwards(desc.parent, "Per_Scene_Region_Votes.csv")
+        if votes is not None:
+            region_room = ann.read_region_votes(votes, _hm3d_scene_id(stage), table=table)
+        else:
+            log.warning("%s: no Per_Scene_Region_Votes.csv found above %s; HM3D rooms stay unknown", stage.name, desc.parent)
+    sv = None
+    if stage.semantic_asset:
+        sem = Path(stage.semantic_asset)
+        try:
+            if sem.name.endswith(".semantic.glb") and desc is not None and desc.name.endswith(".semantic.txt"):
+                sv, sf, sid = ann.hm3d_face_instances(sem, desc)
+            elif sem.suffix.lower() == ".ply":
+                info = desc if desc is not None and desc.name == "info_semantic.json" else None
+                sv, sf, sid, classes = ann.read_replica_semantic(sem, info)
+                if info is not None:
+                    inst_names.update({int(k): str(v) for k, v in classes.items()})
+        except ann.AnnotationError as exc:  # the scene still renders; only its instance ids are missing
+            log.warning("%s: semantic mesh not used: %s", stage.name, exc)
+            sv = None
+        if sv is not None:
+            sv = ((np.asarray(sv, np.float64) * scale) @ rot.T).astype(np.float32)
+            instance = _transfer_face_ids(sv, np.asarray(sf), np.asarray(sid), vertices, scene.faces)
+    if inst_region and region_room:  # HM3D: rooms are regions with a room vote; footprint from their faces
+        rooms = _regions_as_rooms(vertices, scene.faces, instance, inst_region, region_room)
+    face_object, object_names, object_room = _objects(vertices, scene, instance, inst_names, rooms)
+    digest = hashlib.sha256(scene.sha256.encode())
+    for f in stage.files()[1:]:
+        digest.update(file_sha256(f).encode())
+    return dataclasses.replace(
+        scene, vertices=vertices, rooms=tuple(rooms), face_object=face_object, object_names=object_names,
+        object_room=object_room, face_instance=instance, sha256=digest.hexdigest(), _room_map=[],
+    )
+
+
+def _find_upwards(folder: Path, name: str, levels: int = 3) -> Path | None:
+    for parent in [folder, *folder.parents][: levels + 1]:
+        if (parent / name).is_file():
+            return parent / name
+    return None
+
+
+def _hm3d_scene_id(stage: Stage) -> str:
+    """HM3D scenes are named ``<nnnnn>-<id>`` by folder; the votes table uses the folder name."""
+    return Path(stage.render_asset).parent.name
+
+
+def _transfer_face_ids(sv, sf, sid, vertices, faces) -> np.ndarray:
+    """Per-face ids of a semantic mesh carried over to the render mesh by nearest face centroid."""
+    from scipy.spatial import cKDTree
+
+    if sf.shape == faces.shape and np.array_equal(sf, faces) and np.allclose(sv, vertices, atol=1e-5):
+        return sid.astype(np.int32)
+    tree = cKDTree(sv[sf].mean(axis=1))
+    _, nearest = tree.query(vertices[faces].mean(axis=1), workers=-1)
+    return sid[nearest].astype(np.int32)
+
+
+def _regions_as_rooms(vertices, faces, instance, inst_region, region_room):
+    """One room per HM3D region with a room vote: the convex hull of its faces' (x, z) footprint."""
+    from scipy.spatial import ConvexHull, QhullError
+
+    from envsim.scenes.scene import Room
+
+    if instance is None:
+        return ()
+    ids = np.array(sorted(inst_region))
+    regions = np.array([inst_region[i] for i in ids])
+    lut = np.full(int(max(ids.max(), instance.max(), 0)) + 2, -1, np.int64)
+    lut[ids] = regions
+    face_region = np.where(instance >= 0, lut[np.clip(instance, 0, len(lut) - 1)], -1)
+    rooms = []
+    for region in sorted(region_room):
+        sel = faces[face_region == region]
+        if len(sel) == 0:
+            continue
+        pts = vertices[sel.reshape(-1)].astype(np.float64)
+        try:
+            hull = ConvexHull(pts[:, [0, 2]])
+        except (QhullError, ValueError):
+            continue
+        rooms.append(Room(label=region_room[region], polygon=pts[hull.vertices][:, [0, 2]],
+                          floor=float(pts[:, 1].min()), ceiling=float(pts[:, 1].max())))
+    return tuple(rooms)
+
+
+def _objects(vertices, scene, instance, inst_names, rooms):
+    """face_object / object_names / object_room for a stage: one object per annotated instance (plus
+    'unlabelled'), or, without a semantic mesh, one object per room the face centroids fall in."""
+    faces = scene.faces
+    if instance is None:
+        if not rooms:
+            return scene.face_object, scene.object_names, scene.object_room
+        face_room = _face_rooms(vertices, faces, rooms)
+        names = tuple(f"room-{i}" for i in range(len(rooms))) + ("no-room",)
+        face_object = np.where(face_room >= 0, face_room, len(rooms)).astype(np.int32)
+        object_room = np.append(np.arange(len(rooms)), -1).astype(np.int32)
+        return face_object, names, object_room
+    uniq, face_object = np.unique(instance, return_inverse=True)
+    names = tuple("unlabelled" if i < 0 else f"{inst_names.get(int(i), 'object')}#{int(i)}" for i in uniq)
+    object_room = np.full(len(uniq), -1, np.int32)
+    if rooms:
+        face_room = _face_rooms(vertices, faces, rooms)
+        has = face_room >= 0  # each instance's room: where most of its faces lie
+        votes = np.bincount(face_object[has] * len(rooms) + face_room[has], minlength=len(uniq) * len(rooms))
+        votes = votes.reshape(len(uniq), len(rooms))
+        object_room = np.where(votes.any(axis=1), votes.argmax(axis=1), -1).astype(np.int32)
+    return face_object.astype(np.int32), names, object_room
+
+
+def _face_rooms(vertices: np.ndarray, faces: np.ndarray, rooms, *, reach: float = 0.2) -> np.ndarray:
+    """Index into ``rooms`` of the room each face bounds, -1 for none.
+
+    A face belongs to the room its centroid (raised 5 cm) lies in; a face outside every room (a wall, whose
+    centroid lies inside the wall or on its outer side) belongs to the room ``reach`` metres off it along
+    its normal, on either side (scans' winding is not reliable), the front side first.
+    """
+    from envsim.scenes.scene import RoomMap
+
+    rmap = RoomMap.build(tuple(rooms))
+    tri = vertices[faces].astype(np.float64)
+    centroids = tri.mean(axis=1) + np.array([0.0, 0.05, 0.0])
+    face_room = rmap.polygon_at(centroids)
+    missing = np.flatnonzero(face_room < 0)
+    if missing.size:
+        n = np.cross(tri[missing, 1] - tri[missing, 0], tri[missing, 2] - tri[missing, 0])
+        n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
+        for sign in (1.0, -1.0):
+            still = face_room[missing] < 0
+            if not still.any():
+                break
+            idx = missing[still]
+            face_room[idx] = rmap.polygon_at(centroids[idx] + sign * reach * n[still])
+    return face_room

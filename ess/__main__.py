@@ -1,0 +1,5 @@
+import sys
+
+from ess.main import main
+
+sys.exit(main())
