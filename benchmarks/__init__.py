@@ -1,1 +1,2 @@
-"""Performance suite: every figure is a ratio against a reference measured in the same run."""
+"""Benchmarks: ``evaluation/`` (room classification, localization, the ESS comparison) and ``perf/`` (the
+performance suite); ``machine`` and ``readme`` are shared by both."""

@@ -7,8 +7,9 @@ Public API (everything else is internal)::
 """
 
 from envsim.camera import Intrinsics, make_intrinsics, pose_matrix, quat_from_yaw_pitch_roll, quat_to_matrix
+from envsim.scenes.load import load_scene
 from envsim.scenes.rooms import ROOM_NAMES
-from envsim.scenes.scene import Room, Scene, SceneError, UpAxis, load_scene
+from envsim.scenes.scene import Room, Scene, SceneError, UpAxis
 from envsim.store.shards import Compression, ShardWriter, read_manifest, read_shard
 from envsim.version import __version__, code_version
 
@@ -57,7 +58,7 @@ def __getattr__(name: str):
 
         return getattr(render, name)
     if name in ("DatasetConfig", "render_dataset"):
-        from envsim.job import dataset
+        from envsim import job
 
-        return getattr(dataset, name)
+        return getattr(job, name)
     raise AttributeError(f"module 'envsim' has no attribute {name!r}")

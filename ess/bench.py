@@ -3,6 +3,8 @@
 
 - One run: evaluates it on ``--data`` and writes ``bench.json`` + ``bench.md`` into ``--out`` (default
   ``<run>/bench``); prints the Markdown summary.
+- ``--results DIR --readme README.md``: rewrites the README's ESS section from a results folder
+  (``comparison.json`` + ``demo.json``, e.g. ``benchmarks/results/ess_cpu`` from ``ess demo --results``).
 - ``--compare``: reads each run's ``<run>/bench/bench.json``. With ``--data``, a run without a report, or
   whose report is stale (another checkpoint, dataset or bench settings), is evaluated first and its report
   written into ``<run>/bench`` (always there, so the next comparison finds it). The comparison goes to
@@ -26,7 +28,7 @@ from ess.args import UserError, non_negative_int, positive_int
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("runs", nargs="+", metavar="RUN",
+    p.add_argument("runs", nargs="*", metavar="RUN",
                    help="training run folder(s) with encoder.pt (several with --compare)")
     p.add_argument("--data", help="dataset folder to evaluate on (required unless --compare finds every report)")
     p.add_argument("--compare", action="store_true",
@@ -44,6 +46,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=positive_int, default=256, help="images per forward pass (default 256)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default auto)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--results", metavar="DIR", help="a results folder (comparison.json + demo.json): print its section, "
+                   "or with --readme write it into the README")
+    p.add_argument("--readme", metavar="PATH", help="with --results: rewrite the README between <!-- SECTION:begin --> "
+                   "and <!-- SECTION:end -->")
+    p.add_argument("--section", default="ess-cpu", help="with --readme: the marker name (default ess-cpu)")
 
 
 def _config(args: argparse.Namespace):
@@ -124,6 +131,10 @@ def run(args: argparse.Namespace) -> int:
     from benchmarks.evaluation.compare import compare_runs, comparison_markdown, write_comparison
     from benchmarks.evaluation.evaluate import BENCH_DIR, REPORT_JSON, bench_markdown, read_report, write_report
 
+    if args.results:
+        return _readme(args)
+    if not args.runs:
+        raise UserError("give a run folder to evaluate (or several with --compare), or --results DIR")
     runs = [_check_run(r) for r in args.runs]
     data = _check_data(args.data) if args.data else None
     config = _config(args)
@@ -163,4 +174,22 @@ def run(args: argparse.Namespace) -> int:
     paths = write_comparison(comparison, args.out or "comparison")
     print(comparison_markdown(comparison))
     print(f"comparison: {paths[0].parent}")
+    return 0
+
+
+def _readme(args: argparse.Namespace) -> int:
+    """``--results DIR [--readme PATH]``: the README section generated from a results folder."""
+    from benchmarks.evaluation.compare import read_results, readme_block
+    from benchmarks.readme import replace_section
+
+    try:
+        comparison, demo = read_results(args.results)
+        block = readme_block(comparison, demo, str(args.results).rstrip("/"))
+        if args.readme:
+            replace_section(args.readme, args.section, block)
+            print(f"{args.readme}: section {args.section} rewritten from {args.results}")
+        else:
+            print(block, end="")
+    except ValueError as exc:
+        raise UserError(str(exc)) from exc
     return 0

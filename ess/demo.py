@@ -29,6 +29,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=non_negative_int, default=0, help="dataset seed (default 0)")
     p.add_argument("--device", default="auto", help="training/evaluation device (default auto)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--results", metavar="DIR",
+                   help="at the end, copy the comparison, demo.json and every run's bench report into DIR "
+                   "(e.g. benchmarks/results/ess_cpu; then `ess bench --results DIR --readme README.md`)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -74,4 +77,9 @@ def run(args: argparse.Namespace) -> int:
         write_json_atomic(record_path, record)
     record["finished_utc"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     write_json_atomic(record_path, record)
+    if args.results:
+        from benchmarks.evaluation.compare import copy_results
+
+        for path in copy_results(args.out, args.results):
+            print(path)
     return 0

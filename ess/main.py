@@ -98,7 +98,5 @@ def os_error_message(exc: OSError) -> str:
     return text
 
 
-if __name__ == "__main__":  # `python -m ess.main`: run the imported module so UserError is one class
-    from ess.main import main as _main
-
-    sys.exit(_main())
+if __name__ == "__main__":  # `python -m ess.main` (`python -m ess` runs ess/__main__.py)
+    sys.exit(main())

@@ -1,4 +1,4 @@
-"""``ess render``: options, config building and the progress bar around :func:`envsim.job.dataset.render_dataset`."""
+"""``ess render``: options, config building and the progress bar around :func:`envsim.job.driver.render_dataset`."""
 
 from __future__ import annotations
 
@@ -96,8 +96,8 @@ def build_executor(args: argparse.Namespace):
 
 
 def build_config(args: argparse.Namespace):
-    """The resolved :class:`~envsim.job.dataset.DatasetConfig` from parsed options (UserError on bad values)."""
-    from envsim.job.dataset import DatasetConfig
+    """The resolved :class:`~envsim.job.config.DatasetConfig` from parsed options (UserError on bad values)."""
+    from envsim.job import DatasetConfig
 
     width, height = args.size
     try:
@@ -182,7 +182,7 @@ def select_scenes(sources: list, args: argparse.Namespace) -> tuple[list, dict[s
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from envsim.job.dataset import load_poses, render_dataset, resolve_sources
+    from envsim.job import load_poses, render_dataset, resolve_sources
 
     args = apply_recipe(args)
     config = build_config(args)

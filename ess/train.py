@@ -87,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(str(exc)) from exc
     except KeyboardInterrupt:
         bar.close()
-        print(f"ess train: interrupted; checkpoint saved; continue with the same command plus --resume", file=sys.stderr)
+        print("ess train: interrupted; checkpoint saved; continue with the same command plus --resume", file=sys.stderr)
         return 130
     finally:
         bar.close()

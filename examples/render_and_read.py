@@ -13,7 +13,7 @@ import h5py
 import numpy as np
 
 from envsim import DatasetConfig, RenderConfig, read_manifest, render_dataset
-from envsim.job.dataset import resolve_sources
+from envsim.job import resolve_sources
 from envsim.nav.trajectory import TrajectoryConfig
 
 

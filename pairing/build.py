@@ -162,12 +162,8 @@ def compute_pairs(
 
     covis = np.zeros((len(candidates), 2), np.float32)
     h, w = reader.height, reader.width
-    depth_boxes = np.zeros((n, 3, 4), np.int16)
-    depth_label = np.full(n, -1, np.int8)
-    crop_boxes = np.zeros((n, 2, 4), np.int16)
+    labels = _empty_labels(n)
     perms = jigsaw_permutations(config.jigsaw_permutations, config.jigsaw_grid, seed=0)
-    jig = np.zeros(n, np.int16)
-    flip = np.zeros(n, np.int8)
     pair_scene = scene[candidates[:, 0]] if len(candidates) else np.zeros(0, np.int64)
     with_depth_order = config.depth_order.region_size <= min(h, w) // 2
     if not with_depth_order:
@@ -184,26 +180,13 @@ def compute_pairs(
             pose = meta["pose"][views].astype(np.float64)
             covis[rows] = covisibility_pairs(depth, pose, reader.K, local, config=config.covisibility)
         rng = derive_rng(config.seed, "pretext", reader.scene_names[int(s)])
-        for i, v in enumerate(views):
-            sample = sample_depth_order(depth[i], rng=rng, config=config.depth_order) if with_depth_order else None
-            if sample is not None:
-                depth_boxes[v] = sample.boxes
-                depth_label[v] = sample.label
-            crops = sample_crop_pair(h, w, rng=rng, config=config.crops)
-            crop_boxes[v, 0], crop_boxes[v, 1] = crops.box_a, crops.box_b
-            jig[v] = sample_jigsaw(rng=rng, permutations=perms)
-            flip[v] = sample_flipped_patch(rng=rng, grid=config.jigsaw_grid)
+        _scene_labels(labels, views, depth, (h, w), rng=rng, config=config, perms=perms,
+                      with_depth_order=with_depth_order)
         if progress is not None:
             progress(len(views))
-    crop_offset, crop_log_scale = crop_relation(crop_boxes[:, 0], crop_boxes[:, 1], h, w)
+    crop_offset, crop_log_scale = crop_relation(labels["crop_boxes"][:, 0], labels["crop_boxes"][:, 1], h, w)
 
-    mean_covis = covis.mean(axis=1)
-    if config.rule is PositiveRule.DISTANCE:
-        positive = gate
-    elif config.rule is PositiveRule.COVISIBILITY:
-        positive = mean_covis >= config.min_covisibility
-    else:
-        positive = gate & (mean_covis >= config.min_covisibility)
+    positive = _positive(config, gate, covis)
     keep = positive | (weight > 0) | (covis.max(axis=1) > 0)  # drop candidates related in no way
     pairs = candidates[keep]
     rel_t, rel_q = relative_pose(meta["pose"][pairs[:, 0]].astype(np.float64), meta["pose"][pairs[:, 1]].astype(np.float64))
@@ -218,19 +201,81 @@ def compute_pairs(
         "rel_rotation": np.asarray(rel_q, np.float32).reshape(-1, 4),
         "view_offsets": offsets,
         "view_pairs": view_pairs,
-        "depth_order_boxes": depth_boxes,
-        "depth_order_label": depth_label,
+        "depth_order_boxes": labels["depth_order_boxes"],
+        "depth_order_label": labels["depth_order_label"],
         "depth_order_permutations": np.asarray(PERMUTATIONS_3, np.int8),
-        "crop_boxes": crop_boxes,
+        "crop_boxes": labels["crop_boxes"],
         "crop_offset": np.asarray(crop_offset, np.float32),
         "crop_log_scale": np.asarray(crop_log_scale, np.float32),
-        "jigsaw_label": jig,
+        "jigsaw_label": labels["jigsaw_label"],
         "jigsaw_permutations": perms.astype(np.int8),
-        "flip_label": flip,
+        "flip_label": labels["flip_label"],
     }
     if config.compute_covisibility:
         arrays["covisibility"] = covis[keep]
     return arrays
+
+
+def _empty_labels(n: int) -> dict[str, np.ndarray]:
+    """Per-view pretext label arrays of ``n`` views before sampling (depth-order label -1: none)."""
+    return {
+        "depth_order_boxes": np.zeros((n, 3, 4), np.int16),
+        "depth_order_label": np.full(n, -1, np.int8),
+        "crop_boxes": np.zeros((n, 2, 4), np.int16),
+        "jigsaw_label": np.zeros(n, np.int16),
+        "flip_label": np.zeros(n, np.int8),
+    }
+
+
+def _scene_labels(
+    labels: dict[str, np.ndarray],
+    views: np.ndarray,
+    depth: np.ndarray,
+    size: tuple[int, int],
+    *,
+    rng: np.random.Generator,
+    config: PairConfig,
+    perms: np.ndarray,
+    with_depth_order: bool,
+) -> None:
+    """Sample the pretext labels of one scene's views into ``labels`` (from :func:`_empty_labels`), in place.
+
+    Args:
+        labels: the per-view label arrays of every view.
+        views: int (n_s,) sorted global indices of the scene's views.
+        depth: float32 (n_s, H, W) their depth maps, in metres.
+        size: (H, W) image height and width, in pixels.
+        rng: the scene's generator; its draws run view by view in ``views`` order.
+        config: pairing settings.
+        perms: (n_perm, grid * grid) jigsaw permutation set.
+        with_depth_order: the images are large enough for depth-order regions.
+    """
+    h, w = size
+    for i, v in enumerate(views):
+        sample = sample_depth_order(depth[i], rng=rng, config=config.depth_order) if with_depth_order else None
+        if sample is not None:
+            labels["depth_order_boxes"][v] = sample.boxes
+            labels["depth_order_label"][v] = sample.label
+        crops = sample_crop_pair(h, w, rng=rng, config=config.crops)
+        labels["crop_boxes"][v, 0], labels["crop_boxes"][v, 1] = crops.box_a, crops.box_b
+        labels["jigsaw_label"][v] = sample_jigsaw(rng=rng, permutations=perms)
+        labels["flip_label"][v] = sample_flipped_patch(rng=rng, grid=config.jigsaw_grid)
+
+
+def _positive(config: PairConfig, gate: np.ndarray, covis: np.ndarray) -> np.ndarray:
+    """bool (P,) positives among the candidates under ``config.rule``.
+
+    Args:
+        config: pairing settings (rule and ``min_covisibility``).
+        gate: bool (P,) the ESS-MB distance and angle gate.
+        covis: float32 (P, 2) covisibility of each candidate in both directions, in [0, 1].
+    """
+    mean_covis = covis.mean(axis=1)
+    if config.rule is PositiveRule.DISTANCE:
+        return gate
+    if config.rule is PositiveRule.COVISIBILITY:
+        return mean_covis >= config.min_covisibility
+    return gate & (mean_covis >= config.min_covisibility)
 
 
 def positives_per_view(pairs_file: dict[str, Any]) -> np.ndarray:

@@ -54,10 +54,10 @@ def furnished_room() -> trimesh.Trimesh:
 def walked_house(tmp_path_factory):
     """A furnished, textured procedural house and 12 camera poses walked through it (pitch jitter shows
     floors and ceilings): (scene, position (12, 3), rotation (12, 4))."""
-    from envsim.nav.grid import build_navgrid
-    from envsim.scenes.procedural import ProceduralConfig, generate_house, write_house
-    from envsim.scenes.scene import load_scene
+    from envsim.nav.build import build_navgrid
     from envsim.nav.trajectory import TrajectoryConfig, sample_trajectories
+    from envsim.scenes.load import load_scene
+    from envsim.scenes.procedural import ProceduralConfig, generate_house, write_house
 
     glb, _ = write_house(
         generate_house(rng=np.random.default_rng(1), config=ProceduralConfig(texture_size=64)),

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import trimesh
 
-from envsim.job.dataset import DatasetConfig, DatasetError, load_poses, render_dataset, resolve_sources
+from envsim.job import DatasetConfig, DatasetError, load_poses, render_dataset, resolve_sources
+from envsim.nav.trajectory import TrajectoryConfig
 from envsim.render.renderer import RenderConfig, SemanticMode
 from envsim.scenes.rooms import ROOM_NAMES
 from envsim.store.shards import read_manifest, read_shard
-from envsim.nav.trajectory import TrajectoryConfig
 from tests.conftest import room_with_furniture
 
 SMALL = DatasetConfig(

@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from envsim.job.dataset import LOCK_NAME, DatasetConfig, DatasetError, render_dataset, resolve_sources
+from envsim.job import LOCK_NAME, DatasetConfig, DatasetError, render_dataset, resolve_sources
 from envsim.job.executor import (
     Executor,
     ExecutorConfig,
@@ -23,8 +23,8 @@ from envsim.job.executor import (
     make_executor_config,
     run_tasks,
 )
-from envsim.render.renderer import RenderConfig
 from envsim.nav.trajectory import TrajectoryConfig
+from envsim.render.renderer import RenderConfig
 
 SMALL = DatasetConfig(
     seed=1,
@@ -216,7 +216,7 @@ def test_repair_renders_only_the_bad_shards(reference, tmp_path, caplog):
     data[len(data) // 2] ^= 0xFF
     shard.write_bytes(bytes(data))
     seen = []
-    with caplog.at_level("WARNING", logger="envsim.job.dataset"):
+    with caplog.at_level("WARNING", logger="envsim.job.folder"):
         render_dataset(resolve_sources(["procedural:2"]), config=SMALL, out=out, repair=True, progress=seen.append)
     assert "shard-00001.h5" in caplog.text and "SHA-256" in caplog.text
     assert seen[0] == 12 and sum(seen) == 18  # two good shards kept, one rendered

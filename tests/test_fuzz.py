@@ -22,7 +22,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from envsim.scenes.scene import MAX_COORDINATE, SceneError, load_scene
+from envsim.scenes.load import load_scene
+from envsim.scenes.scene import MAX_COORDINATE, SceneError
 
 SCALE = int(os.environ.get("ESS_FUZZ_SCALE", "1"))
 

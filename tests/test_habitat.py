@@ -213,7 +213,7 @@ def _z_up_house(tmp_path: Path, glb: Path, seed: int = 3) -> Path:
 def test_z_up_gltf_through_a_config_renders_like_the_mesh_rotated_by_hand(tmp_path):
     """A house stored Z-up, read through a scene dataset config with up [0,0,1], gives the images of the
     same house stored Y-up, pose for pose."""
-    from envsim.job.dataset import DatasetConfig, load_poses, render_dataset, resolve_sources
+    from envsim.job import DatasetConfig, load_poses, render_dataset, resolve_sources
     from envsim.render.renderer import RenderConfig
     from envsim.store.shards import read_shard
 
@@ -221,7 +221,7 @@ def test_z_up_gltf_through_a_config_renders_like_the_mesh_rotated_by_hand(tmp_pa
     cfg = _write(tmp_path / "zup" / "toy.scene_dataset_config.json", {
         "stages": {"default_attributes": {"up": [0, 0, 1], "front": [0, 1, 0]}, "paths": {".glb": ["*.glb"]}},
     })
-    from envsim.scenes.scene import load_scene
+    from envsim.scenes.load import load_scene
 
     centres = [r.polygon.mean(axis=0) for r in load_scene(yup).rooms]  # one camera in the middle of each room
     poses = [
@@ -262,9 +262,9 @@ def _house_file(rooms, path: Path) -> None:
 def test_mp3d_layout_renders_with_rooms_from_the_house_file(tmp_path):
     """An MP3D-style folder (Z-up .glb + .house) renders with the .house regions as room labels: the
     labels agree with the Y-up house's own room polygons at the same camera positions."""
-    from ess.main import main
-    from envsim.scenes.scene import load_scene
+    from envsim.scenes.load import load_scene
     from envsim.store.shards import read_shard
+    from ess.main import main
 
     scan = tmp_path / "mp3d" / "SCAN01" / "SCAN01.glb"
     yup = _z_up_house(tmp_path, scan, seed=5)
@@ -299,10 +299,10 @@ def test_hm3d_layout_instances_and_region_rooms(tmp_path):
     camera rooms from the regions' room votes, checked against the house's own room polygons."""
     import trimesh
 
-    from ess.main import main
+    from envsim.scenes.load import load_scene
     from envsim.scenes.procedural import generate_house, write_house
-    from envsim.scenes.scene import load_scene
     from envsim.store.shards import read_shard
+    from ess.main import main
 
     root = tmp_path / "hm3d"
     folder = root / "val" / "00800-ABCDEFGHIJK"
@@ -355,10 +355,10 @@ def test_hm3d_layout_instances_and_region_rooms(tmp_path):
 
 def test_navmesh_replaces_the_computed_navigable_space_and_inspects(tmp_path, capsys):
     """With a .navmesh next to the mesh, the agent walks on the navmesh's polygons only."""
-    from ess.main import main
     from envsim.nav.navmesh import write_navmesh
-    from envsim.scenes.scene import load_scene
+    from envsim.scenes.load import load_scene
     from envsim.store.shards import read_shard
+    from ess.main import main
 
     scan = tmp_path / "gibson" / "Testville.glb"
     yup = _z_up_house(tmp_path, scan, seed=5)
@@ -390,10 +390,10 @@ def test_navmesh_replaces_the_computed_navigable_space_and_inspects(tmp_path, ca
 def test_replica_layout_object_ids_per_pixel(tmp_path):
     """A Replica-style scene (mesh.ply + habitat/mesh_semantic.ply with per-face object ids, Z-up):
     per-pixel semantic = object id + 1 on the faces the rays hit."""
-    from ess.main import main
     from envsim.render.raycast import Open3DRayCaster
     from envsim.render.renderer import RenderConfig, Renderer
     from envsim.store.shards import read_shard
+    from ess.main import main
     from tests.conftest import room_with_furniture, scene_from_trimesh
 
     mesh = room_with_furniture(4)

@@ -21,12 +21,14 @@ import pytest
 import trimesh
 from PIL import Image
 
+import envsim.scenes.guards as guards
 import envsim.scenes.scene as scene_mod
-from ess.main import main
-from envsim.scenes.scene import BYTES_PER_TRIANGLE, SceneError, load_scene
 from envsim.provenance import write_json_atomic
+from envsim.scenes.load import load_scene
+from envsim.scenes.scene import BYTES_PER_TRIANGLE, SceneError
 from envsim.store.shards import ShardLayout, ShardWriter, read_manifest, read_shard
 from envsim.store.verify import verify_dataset
+from ess.main import main
 from tests.conftest import room_with_furniture
 
 FAST = ["--views", "6", "--size", "16x12", "--no-progress", "--views-per-trajectory", "3"]
@@ -216,11 +218,11 @@ def test_huge_glb_declaration_fails_cleanly(tmp_path, capsys):
 def test_mesh_larger_than_available_memory_is_refused_before_reading(tmp_path, capsys, monkeypatch):
     sphere = trimesh.creation.icosphere(subdivisions=5)  # 20,480 triangles
     sphere.export(tmp_path / "big.ply")
-    monkeypatch.setattr(scene_mod, "_available_memory", lambda: 2 * 2**20)
+    monkeypatch.setattr(guards, "_available_memory", lambda: 2 * 2**20)
     assert len(sphere.faces) * BYTES_PER_TRIANGLE > 2 * 2**20
     line = _fails_in_one_line(capsys, "inspect", tmp_path / "big.ply")
     assert "big.ply declares 20,480 triangles" in line and "2.0 MiB is available" in line
-    monkeypatch.setattr(scene_mod, "_available_memory", lambda: None)  # unknown: no guard
+    monkeypatch.setattr(guards, "_available_memory", lambda: None)  # unknown: no guard
     assert load_scene(tmp_path / "big.ply").n_triangles == 20480
 
 
@@ -382,7 +384,7 @@ def test_scene_without_a_floor(tmp_path, capsys):
 
 @pytest.mark.xfail(
     strict=True,
-    reason="envsim/navigation.py takes any near-horizontal surface as floor (abs of the normal), so the agent "
+    reason="envsim/nav/build.py takes any near-horizontal surface as floor (abs of the normal), so the agent "
     "walks on top of the ceiling; Recast/Habitat only take triangles whose winding faces up",
 )
 def test_ceiling_only_room_has_no_floor(tmp_path, capsys):

@@ -168,9 +168,9 @@ def test_train_killed_after_a_checkpoint_resumes_to_the_same_weights(tmp_path):
     pytest.importorskip("torch")
     import torch
 
-    from envsim.job.dataset import DatasetConfig, render_dataset, resolve_sources
-    from envsim.render.renderer import RenderConfig
+    from envsim.job import DatasetConfig, render_dataset, resolve_sources
     from envsim.nav.trajectory import TrajectoryConfig
+    from envsim.render.renderer import RenderConfig
     from pairing.build import PairConfig, build_pairs
     from training.encoder import load_encoder, state_digest
 

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import trimesh
 
-from envsim.nav.grid import NavConfig, NavGrid, build_navgrid
+from envsim.nav.build import build_navgrid
+from envsim.nav.grid import NavConfig, NavGrid
 
 CELL = 0.05
 RADIUS = 0.1

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 import envsim.nav.navmesh as nm
+import envsim.nav.raster as raster
 from envsim.nav.grid import NavGrid
 from envsim.nav.navmesh import (
     NavMesh,
@@ -282,7 +283,7 @@ def test_tiles_with_coinciding_edges_but_no_portal_flags_join_by_vertex_position
 def test_zero_tile_header_ends_the_tile_list_as_in_habitat(caplog):
     data = two_squares_file() + struct.pack("<Ii", 0, 0)
     data = data[:8] + struct.pack("<i", 3) + data[12:]  # numTiles = 3, the second tile header is zeros
-    with caplog.at_level(logging.WARNING, logger="envsim.nav.navmesh"):
+    with caplog.at_level(logging.WARNING, logger="envsim.nav.detour"):
         m = parse_navmesh(data, name=NAME)
     assert m.n_polygons == 2
     assert "tiles end here" in caplog.text
@@ -554,13 +555,13 @@ def brute_force_grid(xyz, origin, cell, shape):
 
 @pytest.mark.parametrize("chunk", [1 << 20, 7])
 def test_rasterise_matches_brute_force(monkeypatch, chunk):
-    monkeypatch.setattr(nm, "_RASTER_CHUNK", chunk)
+    monkeypatch.setattr(raster, "_RASTER_CHUNK", chunk)
     rng = np.random.default_rng(7)
     xyz = np.empty((16, 3, 3))
     xyz[:, :, [0, 2]] = rng.uniform(0, 1.5, size=(16, 1, 2)) + rng.uniform(-0.5, 0.5, size=(16, 3, 2))
     xyz[:, :, 1] = rng.uniform(-1, 1, size=(16, 3))
     origin, cell, shape = np.array([0.21, 0.32]), 0.13, (10, 9)  # many triangles stick out of the grid
-    got = nm._rasterise(xyz, origin, cell, shape)
+    got = raster._rasterise(xyz, origin, cell, shape)
     want = brute_force_grid(xyz, origin, cell, shape)
     np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
     np.testing.assert_allclose(got[~np.isnan(got)], want[~np.isnan(want)], atol=1e-5)

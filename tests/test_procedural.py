@@ -185,7 +185,7 @@ def test_glb_round_trip_keeps_names_uvs_and_textures(houses, tmp_path):
 
 
 def test_loads_with_room_labels(houses, tmp_path):
-    scene_mod = pytest.importorskip("envsim.scenes.scene")
+    scene_mod = pytest.importorskip("envsim.scenes.load")
     glb, _ = write_house(houses[1], tmp_path / "h.glb")
     scene = scene_mod.load_scene(glb)
     assert [r.label for r in scene.rooms] == [r["label"] for r in houses[1].sidecar["rooms"]]

@@ -11,7 +11,8 @@ from PIL import Image
 
 from envsim.camera import quat_from_yaw_pitch_roll, quat_to_matrix
 from envsim.render.renderer import LightingConfig, RenderConfig, Renderer, SemanticMode
-from envsim.scenes.scene import Material, Scene, UpAxis, load_scene
+from envsim.scenes.load import load_scene
+from envsim.scenes.scene import Material, Scene, UpAxis
 from tests.conftest import room_with_furniture, scene_from_trimesh
 
 FLAT = LightingConfig(ambient=1.0, diffuse=0.0)

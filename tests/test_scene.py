@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import trimesh
 
-from envsim.scenes.scene import SceneError, UpAxis, load_scene, points_in_polygon
+from envsim.scenes.load import load_scene
+from envsim.scenes.scene import SceneError, UpAxis, points_in_polygon
 
 
 def test_missing_empty_corrupt_and_unsupported(tmp_path):

@@ -17,8 +17,8 @@ from envsim.camera import quat_from_yaw_pitch_roll
 from envsim.render.kernels import shade_hits
 from envsim.render.raycast import MISS, MitsubaRayCaster, Open3DRayCaster, mitsuba_variant
 from envsim.render.renderer import Backend, LightingConfig, RenderConfig, Renderer, SemanticMode
-from envsim.scenes.scene import Material, Scene
 from envsim.render.shade_torch import face_normals, shade
+from envsim.scenes.scene import Material, Scene
 from tests.conftest import room_with_furniture, scene_from_trimesh
 
 DEVICES = [

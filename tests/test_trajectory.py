@@ -10,7 +10,8 @@ import pytest
 import trimesh
 
 from envsim.camera import quat_to_matrix
-from envsim.nav.grid import NavGrid, build_navgrid
+from envsim.nav.build import build_navgrid
+from envsim.nav.grid import NavGrid
 from envsim.nav.trajectory import Trajectories, TrajectoryConfig, TrajectoryMode, sample_trajectories
 
 MODES = list(TrajectoryMode)
@@ -304,9 +305,9 @@ def test_trajectories_start_in_every_room_by_area(nav, mode):
 def test_exploring_walks_cross_from_room_to_room(tmp_path):
     """In a procedural house (rooms joined by doorways) an exploring walk visits more rooms than a plain one,
     within the turn limit and on navigable floor."""
-    from envsim.job.dataset import room_regions
+    from envsim.job import room_regions
+    from envsim.scenes.load import load_scene
     from envsim.scenes.procedural import generate_house, write_house
-    from envsim.scenes.scene import load_scene
 
     glb, _ = write_house(generate_house(rng=np.random.default_rng(0)), tmp_path / "house.glb")
     scene = load_scene(glb)
@@ -340,9 +341,9 @@ def test_procedural_houses_have_views_in_every_room(tmp_path):
     """The recipe's 8 trajectories per house reach every room (the dining rooms of two houses had none)."""
     import json
 
-    from envsim.job.dataset import DatasetConfig, render_dataset, resolve_sources
-    from envsim.store.reader import DatasetReader
+    from envsim.job import DatasetConfig, render_dataset, resolve_sources
     from envsim.render.renderer import RenderConfig
+    from envsim.store.reader import DatasetReader
 
     out = tmp_path / "d"
     cfg = DatasetConfig(render=RenderConfig(width=8, height=8),

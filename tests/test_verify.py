@@ -1,11 +1,11 @@
 import h5py
 import numpy as np
 
-from ess.main import main
-from envsim.job.dataset import DatasetConfig, render_dataset, resolve_sources
-from envsim.render.renderer import RenderConfig
+from envsim.job import DatasetConfig, render_dataset, resolve_sources
 from envsim.nav.trajectory import TrajectoryConfig
+from envsim.render.renderer import RenderConfig
 from envsim.store.verify import verify_dataset
+from ess.main import main
 
 
 def _render(out):

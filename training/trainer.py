@@ -190,6 +190,74 @@ def resume_plan(saved: dict[str, Any], config: dict[str, Any], steps_done: int, 
     return "finished" if steps_done == total else "continue"
 
 
+@dataclass
+class _Run:
+    """A training run, set up: where it writes, what it trains and where it stands.
+
+    Attributes:
+        config: training settings.
+        out: run folder.
+        device: the device this rank trains on.
+        rank: this process's rank (0 without torchrun).
+        world: number of ranks (1 without torchrun).
+        dataset: the training split's views with their partners.
+        provenance: the dataset's path, manifest and pairs SHA-256, view count and splits.
+        model_args: the MoCo model's arguments.
+        cfg_json: ``config`` in JSON form.
+        model: the MoCo model (query and key encoders, queue).
+        optimizer: SGD over ``model``'s parameters.
+        net: ``model``, wrapped in DistributedDataParallel under torchrun.
+        positives: the pairs file's positives as a lookup table on ``device``.
+        augment: MoCo-v2 augmentation settings.
+        base_lr: learning rate before the cosine schedule.
+        per_epoch: optimiser steps per epoch.
+        total: steps the run trains to (``per_epoch * epochs``).
+        horizon: steps of the cosine schedule (``per_epoch * schedule_epochs``).
+        step: steps done so far.
+    """
+
+    config: TrainConfig
+    out: Path
+    device: torch.device
+    rank: int
+    world: int
+    dataset: TrainViews
+    provenance: dict[str, Any]
+    model_args: MoCoConfig
+    cfg_json: dict[str, Any]
+    model: MoCo
+    optimizer: torch.optim.Optimizer
+    net: torch.nn.Module
+    positives: PositiveTable
+    augment: AugmentConfig
+    base_lr: float
+    per_epoch: int
+    total: int
+    horizon: int
+    step: int = 0
+
+    def checkpoint(self) -> None:
+        """Write everything to resume from ``step`` to ``checkpoint.pt`` (rank 0 only)."""
+        if self.rank == 0:
+            _save_torch(
+                {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(), "step": self.step,
+                 "config": self.cfg_json, "model_args": to_jsonable(self.model_args), "dataset": self.provenance,
+                 "code_version": code_version(), "seed": self.config.seed},
+                self.out / CHECKPOINT_NAME,
+            )
+
+    def finish(self) -> None:
+        """Write the query backbone to ``encoder.pt`` and plot the log to ``loss.png`` (rank 0 only)."""
+        if self.rank == 0:
+            _save_torch(
+                {"arch": self.config.arch, "state_dict": self.model.encoder_q.backbone.state_dict(),
+                 "model_args": to_jsonable(self.model_args), "config": self.cfg_json, "dataset": self.provenance,
+                 "code_version": code_version(), "seed": self.config.seed, "step": self.step},
+                self.out / ENCODER_NAME,
+            )
+            plot_log(self.out / LOG_NAME, self.out / "loss.png")
+
+
 def train(
     data: str | os.PathLike,
     *,
@@ -215,6 +283,34 @@ def train(
     Raises:
         TrainError: bad input, or ``out`` holds another run (without ``resume``).
     """
+    device, rank, world = _devices(config)
+    dataset, provenance = _open_dataset(data, config)
+    out = Path(out)
+    model_args = MoCoConfig(
+        arch=config.arch, dim=config.dim, mlp_hidden=config.mlp_hidden, K=queue_size(config, len(dataset)),
+        m=config.moco_m, T=config.temperature, bn_splits=config.bn_splits, method=config.method,
+    )
+    cfg_json = to_jsonable(config)
+    per_epoch = steps_per_epoch(len(dataset), config.batch_size)
+    ckpt, status = _resume_checkpoint(out, config=config, cfg_json=cfg_json, provenance=provenance, resume=resume,
+                                      total=per_epoch * config.epochs, device=device)
+    if status == "finished":
+        return {"steps": int(ckpt["step"]), "final_loss": None, "images_per_s": None, "status": status}
+    run = _set_up(config, out=out, device=device, rank=rank, world=world, dataset=dataset, provenance=provenance,
+                  model_args=model_args, cfg_json=cfg_json, per_epoch=per_epoch, ckpt=ckpt)
+    losses, speeds = _train_loop(run, progress)
+    run.finish()
+    warm = speeds[len(speeds) // 4 :] or speeds
+    return {"steps": run.step, "final_loss": losses[-1] if losses else None,
+            "images_per_s": float(np.mean(warm)) if warm else None, "status": status}
+
+
+def _devices(config: TrainConfig) -> tuple[torch.device, int, int]:
+    """This rank's device, its rank and the world size; joins the process group under torchrun.
+
+    Raises:
+        TrainError: the batch does not split evenly over the ranks and BN splits.
+    """
     dist = torch.distributed
     world = int(os.environ.get("WORLD_SIZE", "1"))
     distributed = world > 1
@@ -227,7 +323,15 @@ def train(
         torch.cuda.set_device(device)
     if config.batch_size % world or (config.batch_size // world) % config.bn_splits:
         raise TrainError(f"--batch-size {config.batch_size} must split evenly over {world} ranks and {config.bn_splits} BN splits")
+    return device, rank, world
 
+
+def _open_dataset(data: str | os.PathLike, config: TrainConfig) -> tuple[TrainViews, dict[str, Any]]:
+    """The training split's views and their provenance (path, manifest and pairs SHA-256, views, splits).
+
+    Raises:
+        TrainError: the dataset cannot be read, or its training split is smaller than a batch.
+    """
     try:
         reader = DatasetReader(data)
         splits = view_splits(reader.manifest, reader.meta())
@@ -238,8 +342,6 @@ def train(
     n = len(dataset)
     if n < config.batch_size:
         raise TrainError(f"the training split has {n} views, fewer than --batch-size {config.batch_size}")
-    out = Path(out)
-    ckpt_path = out / CHECKPOINT_NAME
     provenance = {
         "path": str(dataset.reader.folder),
         "manifest_sha256": dataset.reader.manifest_sha256(),
@@ -247,34 +349,60 @@ def train(
         "views": n,
         "splits": splits.summary(),
     }
-    model_args = MoCoConfig(
-        arch=config.arch, dim=config.dim, mlp_hidden=config.mlp_hidden, K=queue_size(config, n), m=config.moco_m,
-        T=config.temperature, bn_splits=config.bn_splits, method=config.method,
-    )
-    cfg_json = to_jsonable(config)
+    return dataset, provenance
+
+
+def _resume_checkpoint(
+    out: Path,
+    *,
+    config: TrainConfig,
+    cfg_json: dict[str, Any],
+    provenance: dict[str, Any],
+    resume: bool,
+    total: int,
+    device: torch.device,
+) -> tuple[dict[str, Any] | None, str]:
+    """The checkpoint to continue from (None: train from step 0) and the run's status (see :func:`train`).
+
+    Raises:
+        TrainError: ``out`` holds a run and ``resume`` is False, there is nothing to resume, or the run was
+            trained on another dataset or with other settings.
+    """
+    ckpt_path = out / CHECKPOINT_NAME
     if ckpt_path.exists() and not resume:
         raise TrainError(f"{out} holds a run; pass --resume to continue it or choose another --out")
     if resume and not ckpt_path.exists():
         raise TrainError(f"nothing to resume: {ckpt_path} does not exist")
+    if not resume:
+        return None, "trained"
+    ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
+    if ckpt["dataset"]["manifest_sha256"] != provenance["manifest_sha256"]:
+        raise TrainError(f"{out} was trained on another dataset; choose another --out")
+    status = {"finished": "finished", "continue": "continued", "restart": "restarted"}[
+        resume_plan(ckpt["config"], cfg_json, int(ckpt["step"]), total)]
+    if status == "restarted":
+        log.warning("the learning-rate schedule now spans %d epochs instead of %d: every step's learning rate "
+                    "changed, so the run is retrained from step 0", config.horizon,
+                    ckpt["config"].get("schedule_epochs") or ckpt["config"]["epochs"])
+        ckpt = None
+    return ckpt, status
 
-    per_epoch = steps_per_epoch(n, config.batch_size)
-    total = per_epoch * config.epochs
-    horizon = per_epoch * config.horizon
-    ckpt, status = None, "trained"
-    if resume:
-        ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
-        if ckpt["dataset"]["manifest_sha256"] != provenance["manifest_sha256"]:
-            raise TrainError(f"{out} was trained on another dataset; choose another --out")
-        status = {"finished": "finished", "continue": "continued", "restart": "restarted"}[
-            resume_plan(ckpt["config"], cfg_json, int(ckpt["step"]), total)]
-        if status == "finished":
-            return {"steps": int(ckpt["step"]), "final_loss": None, "images_per_s": None, "status": status}
-        if status == "restarted":
-            log.warning("the learning-rate schedule now spans %d epochs instead of %d: every step's learning rate "
-                        "changed, so the run is retrained from step 0", config.horizon,
-                        ckpt["config"].get("schedule_epochs") or ckpt["config"]["epochs"])
-            ckpt = None
 
+def _set_up(
+    config: TrainConfig,
+    *,
+    out: Path,
+    device: torch.device,
+    rank: int,
+    world: int,
+    dataset: TrainViews,
+    provenance: dict[str, Any],
+    model_args: MoCoConfig,
+    cfg_json: dict[str, Any],
+    per_epoch: int,
+    ckpt: dict[str, Any] | None,
+) -> _Run:
+    """Seed and build the model and optimiser (from ``ckpt`` when given), write ``config.json`` and trim the log."""
     torch.manual_seed(config.seed)
     model = MoCo(model_args).to(device)
     base_lr = config.lr if config.lr is not None else scaled_lr(0.03, config.batch_size)
@@ -293,89 +421,122 @@ def train(
         (out / CONFIG_NAME).write_text(json.dumps({"config": cfg_json, "model_args": to_jsonable(model_args),
                                                    "dataset": provenance, "code_version": code_version()}, indent=2) + "\n")
         _truncate_log(out / LOG_NAME, step)
-    net = torch.nn.parallel.DistributedDataParallel(model) if distributed else model
+    net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
     j = config.jitter_strength
     augment = AugmentConfig(
         size=config.image_size or dataset.reader.width, scale=(config.crop_min_scale, 1.0),
         jitter=(0.4 * j, 0.4 * j, 0.4 * j, min(0.5, 0.1 * j)), blur_p=0.5 if config.blur else 0.0,
     )
+    return _Run(config=config, out=out, device=device, rank=rank, world=world, dataset=dataset, provenance=provenance,
+                model_args=model_args, cfg_json=cfg_json, model=model, optimizer=optimizer, net=net,
+                positives=positives, augment=augment, base_lr=base_lr, per_epoch=per_epoch,
+                total=per_epoch * config.epochs, horizon=per_epoch * config.horizon, step=step)
 
-    def checkpoint() -> None:
-        if rank == 0:
-            _save_torch(
-                {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step, "config": cfg_json,
-                 "model_args": to_jsonable(model_args), "dataset": provenance, "code_version": code_version(),
-                 "seed": config.seed},
-                ckpt_path,
-            )
 
-    spatial = config.method is not Method.MOCO
-    losses, speeds = [], []
+def _train_loop(
+    run: _Run, progress: Callable[[int, dict[str, float]], None] | None
+) -> tuple[list[float], list[float]]:
+    """Train from ``run.step`` to ``run.total``, checkpointing at epoch ends and on Ctrl-C.
+
+    Returns:
+        The loss of each step trained and its speed in images per second.
+    """
+    losses: list[float] = []
+    speeds: list[float] = []
     try:
-        while step < total:
-            epoch, start = divmod(step, per_epoch)
-            dataset.set_epoch(epoch)
-            sampler = EpochBatches(n, batch_size=config.batch_size, seed=config.seed, epoch=epoch, start=start,
-                                   rank=rank, world=world)
-            loader = torch.utils.data.DataLoader(
-                dataset, batch_sampler=sampler, num_workers=config.workers,
-                persistent_workers=False, pin_memory=device.type == "cuda",
-            )
-            t_last = time.perf_counter()
-            for batch in loader:
-                lr = cosine_schedule(step, horizon, base_lr, 0.0)
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
-                gen = torch.Generator(device=device).manual_seed(config.seed * 1_000_003 + step)
-                batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-                q_in = moco_v2_augment(batch["anchor"], config=augment, generator=gen)  # (B, 3, S, S)
-                k_in = moco_v2_augment(batch["instance"], config=augment, generator=gen)
-                if spatial and config.instance_positive:
-                    p_in, p_view = moco_v2_augment(batch["partner"], config=augment, generator=gen), batch["partner_view"]
-                elif spatial:  # the partner replaces the instance key
-                    k_in, batch["instance_view"] = moco_v2_augment(batch["partner"], config=augment, generator=gen), batch["partner_view"]
-                    p_in = p_view = None
-                else:
-                    p_in = p_view = None
-                logits, targets = net(q_in, k_in, view_q=batch["view"], view_k=batch["instance_view"], im_p=p_in,
-                                      view_p=p_view, positives=positives, generator=gen)
-                loss = soft_info_nce(logits, targets)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                step += 1
-                now = time.perf_counter()
-                images_per_s = config.batch_size / max(now - t_last, 1e-9)
-                t_last = now
-                value = float(loss.detach())
-                if not math.isfinite(value):
-                    raise TrainError(f"the loss became {value} at step {step}; lower --lr")
-                losses.append(value)
-                speeds.append(images_per_s)
-                record = {"step": step, "epoch": epoch, "loss": value, "lr": lr, "images_per_s": images_per_s}
-                if rank == 0 and (step % config.log_every == 0 or step == total):
-                    with open(out / LOG_NAME, "a") as f:
-                        f.write(json.dumps(record) + "\n")
-                if progress is not None:
-                    progress(step, record)
-                if config.checkpoint_every and step % config.checkpoint_every == 0:
-                    checkpoint()
-                if step >= total:
-                    break
-            checkpoint()  # end of epoch
+        while run.step < run.total:
+            epoch, start = divmod(run.step, run.per_epoch)
+            _train_epoch(run, epoch, start, progress, losses, speeds)
+            run.checkpoint()  # end of epoch
     except KeyboardInterrupt:
-        checkpoint()
+        run.checkpoint()
         raise
-    if rank == 0:
-        _save_torch(
-            {"arch": config.arch, "state_dict": model.encoder_q.backbone.state_dict(), "model_args": to_jsonable(model_args),
-             "config": cfg_json, "dataset": provenance, "code_version": code_version(), "seed": config.seed, "step": step},
-            out / ENCODER_NAME,
-        )
-        plot_log(out / LOG_NAME, out / "loss.png")
-    warm = speeds[len(speeds) // 4 :] or speeds
-    return {"steps": step, "final_loss": losses[-1] if losses else None,
-            "images_per_s": float(np.mean(warm)) if warm else None, "status": status}
+    return losses, speeds
+
+
+def _train_epoch(
+    run: _Run,
+    epoch: int,
+    start: int,
+    progress: Callable[[int, dict[str, float]], None] | None,
+    losses: list[float],
+    speeds: list[float],
+) -> None:
+    """Train the steps of ``epoch`` from its ``start``-th batch on (or up to ``run.total``), logging each step.
+
+    Appends each step's loss to ``losses`` and its images per second to ``speeds``.
+
+    Raises:
+        TrainError: the loss is not finite.
+    """
+    config = run.config
+    run.dataset.set_epoch(epoch)
+    sampler = EpochBatches(len(run.dataset), batch_size=config.batch_size, seed=config.seed, epoch=epoch, start=start,
+                           rank=run.rank, world=run.world)
+    loader = torch.utils.data.DataLoader(
+        run.dataset, batch_sampler=sampler, num_workers=config.workers,
+        persistent_workers=False, pin_memory=run.device.type == "cuda",
+    )
+    t_last = time.perf_counter()
+    for batch in loader:
+        lr = cosine_schedule(run.step, run.horizon, run.base_lr, 0.0)
+        loss = _train_step(run, batch, lr)
+        run.step += 1
+        step = run.step
+        now = time.perf_counter()
+        images_per_s = config.batch_size / max(now - t_last, 1e-9)
+        t_last = now
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            raise TrainError(f"the loss became {value} at step {step}; lower --lr")
+        losses.append(value)
+        speeds.append(images_per_s)
+        record = {"step": step, "epoch": epoch, "loss": value, "lr": lr, "images_per_s": images_per_s}
+        if run.rank == 0 and (step % config.log_every == 0 or step == run.total):
+            with open(run.out / LOG_NAME, "a") as f:
+                f.write(json.dumps(record) + "\n")
+        if progress is not None:
+            progress(step, record)
+        if config.checkpoint_every and step % config.checkpoint_every == 0:
+            run.checkpoint()
+        if step >= run.total:
+            break
+
+
+def _train_step(run: _Run, batch: dict[str, torch.Tensor], lr: float) -> torch.Tensor:
+    """One optimiser step at learning rate ``lr`` on a batch of views (augmentations seeded from the step).
+
+    Args:
+        run: the run; ``run.step`` is the step being trained (not yet counted).
+        batch: the loader's tensors: ``anchor``, ``instance`` (and ``partner`` for ESS) images (B, 3, H, W),
+            and their view indices (B,).
+        lr: learning rate of this step.
+
+    Returns:
+        The step's loss (a scalar tensor, before the update).
+    """
+    config, device, augment = run.config, run.device, run.augment
+    for group in run.optimizer.param_groups:
+        group["lr"] = lr
+    gen = torch.Generator(device=device).manual_seed(config.seed * 1_000_003 + run.step)
+    batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+    q_in = moco_v2_augment(batch["anchor"], config=augment, generator=gen)  # (B, 3, S, S)
+    k_in = moco_v2_augment(batch["instance"], config=augment, generator=gen)
+    spatial = config.method is not Method.MOCO
+    if spatial and config.instance_positive:
+        p_in, p_view = moco_v2_augment(batch["partner"], config=augment, generator=gen), batch["partner_view"]
+    elif spatial:  # the partner replaces the instance key
+        k_in, batch["instance_view"] = moco_v2_augment(batch["partner"], config=augment, generator=gen), batch["partner_view"]
+        p_in = p_view = None
+    else:
+        p_in = p_view = None
+    logits, targets = run.net(q_in, k_in, view_q=batch["view"], view_k=batch["instance_view"], im_p=p_in,
+                              view_p=p_view, positives=run.positives, generator=gen)
+    loss = soft_info_nce(logits, targets)
+    run.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    run.optimizer.step()
+    return loss
 
 
 def _truncate_log(path: Path, step: int) -> None:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -375,42 +374,39 @@ def readme_block(comparison: dict[str, Any], demo: dict[str, Any] | None, source
         lines.append("")
     body = comparison_markdown(comparison).split("\n")
     lines += [line for line in body[2:]]  # without the title
-    lines.append(f"Generated from `{source}/comparison.json` by `python -m benchmarks.evaluation.compare {source} --readme README.md`.")
+    lines.append(f"Generated from `{source}/comparison.json` by `ess bench --results {source} --readme README.md`.")
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m benchmarks.evaluation.compare DIR [--readme README.md]``: print (or write into the README between
-    ``<!-- ess-cpu:begin -->`` and ``<!-- ess-cpu:end -->``, or ``--section NAME``) the section generated
-    from ``DIR/comparison.json`` and ``DIR/demo.json``."""
-    import argparse
+def read_results(folder: str | os.PathLike) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """``comparison.json`` (in ``folder`` or ``folder/comparison``) and ``demo.json`` (None when absent).
 
-    from benchmarks.readme import replace_section
-
-    p = argparse.ArgumentParser(prog="python -m benchmarks.evaluation.compare", description=main.__doc__)
-    p.add_argument("folder", help="a folder with comparison.json (and demo.json from `ess demo`)")
-    p.add_argument("--readme", help="README to rewrite between the section markers")
-    p.add_argument("--section", default="ess-cpu", help="marker name (default ess-cpu)")
-    args = p.parse_args(argv)
-    folder = Path(args.folder)
-    path = folder / "comparison.json" if (folder / "comparison.json").is_file() else folder / "comparison" / "comparison.json"
+    Raises:
+        ValueError: no comparison.json there.
+    """
+    folder = Path(folder)
+    path = folder / "comparison.json"
     if not path.is_file():
-        print(f"no comparison.json in {folder} (run `ess demo` or `ess bench --compare` first)", file=sys.stderr)
-        return 2
-    comparison = json.loads(path.read_text())
+        path = folder / "comparison" / "comparison.json"
+    if not path.is_file():
+        raise ValueError(f"no comparison.json in {folder} (run `ess demo` or `ess bench --compare` first)")
     demo_path = folder / "demo.json"
-    demo = json.loads(demo_path.read_text()) if demo_path.is_file() else None
-    block = readme_block(comparison, demo, args.folder.rstrip("/"))
-    if args.readme:
-        try:
-            replace_section(args.readme, args.section, block)
-        except (OSError, ValueError) as exc:
-            print(f"--readme: {exc}", file=sys.stderr)
-            return 2
-    else:
-        print(block, end="")
-    return 0
+    return json.loads(path.read_text()), (json.loads(demo_path.read_text()) if demo_path.is_file() else None)
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+def copy_results(demo_out: str | os.PathLike, results: str | os.PathLike) -> list[Path]:
+    """Copy what a demo run shows into a results folder (e.g. ``benchmarks/results/ess_cpu``): the comparison
+    (JSON, Markdown, PNG), ``demo.json`` and each run's bench report as ``runs/<run>.json``.
+
+    Returns:
+        The files written.
+    """
+    src, dst = Path(demo_out), Path(results)
+    (dst / "runs").mkdir(parents=True, exist_ok=True)
+    pairs = [(src / "comparison" / name, dst / name) for name in ("comparison.json", "comparison.md", "comparison.png")]
+    pairs.append((src / "demo.json", dst / "demo.json"))
+    pairs += [(run / "bench" / "bench.json", dst / "runs" / f"{run.name}.json") for run in sorted((src / "runs").iterdir())
+              if (run / "bench" / "bench.json").is_file()]
+    for a, b in pairs:
+        atomic_write(b, a.read_bytes())
+    return [b for _, b in pairs]

@@ -37,7 +37,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -46,6 +46,10 @@ from benchmarks.evaluation.localization import localization_errors, localization
 from benchmarks.evaluation.metrics import confusion_matrix, per_class_accuracy, top1_accuracy
 from benchmarks.evaluation.probes import knn_classify, linear_probe
 from envsim.provenance import atomic_write, to_jsonable
+
+if TYPE_CHECKING:
+    from envsim.store.reader import DatasetReader
+    from envsim.store.splits import ViewSplits
 
 log = logging.getLogger(__name__)
 
@@ -284,10 +288,8 @@ def evaluate_run(
         LeakageError: an unfamiliar scene leaks into probe training or was trained on.
         RuntimeError: the evaluation changed an encoder (a bug: evaluation must be read-only).
     """
-    from benchmarks.machine import machine_info
     from envsim.store.reader import DatasetReader
     from envsim.store.splits import view_splits
-    from envsim.version import code_version
     from training.encoder import load_encoder, random_encoder, state_digest
 
     reader = DatasetReader(data)
@@ -295,7 +297,6 @@ def evaluate_run(
     splits = view_splits(reader.manifest, meta)
     model, record = load_encoder(run, device=config.device)
     checks = check_no_leakage(splits, meta, reader.scene_names, record)
-
     manifest_sha = reader.manifest_sha256()
     trained_on = (record.get("dataset") or {}).get("manifest_sha256")
     if trained_on is not None and trained_on != manifest_sha:
@@ -303,19 +304,10 @@ def evaluate_run(
             "the run was trained on dataset %s…, benchmarking on %s… (another rendering or another dataset)",
             trained_on[:12], manifest_sha[:12],
         )
-    train_cfg = record.get("config") or {}
-    size = config.image_size or train_cfg.get("image_size") or reader.width
-    arch = record["arch"]
+    size = config.image_size or (record.get("config") or {}).get("image_size") or reader.width
     init_seed = config.random_init_seed if config.random_init_seed is not None else int(record.get("seed") or 0)
-    models = {"trained": model, "random-init": random_encoder(arch, seed=init_seed, device=config.device)}
+    models = {"trained": model, "random-init": random_encoder(record["arch"], seed=init_seed, device=config.device)}
     before = {name: state_digest(m) for name, m in models.items()}
-
-    def check_unchanged(stage: str) -> None:
-        for name, m in models.items():
-            if state_digest(m) != before[name]:
-                raise RuntimeError(
-                    f"the {name} encoder's parameters or buffers changed {stage}; evaluation must be read-only"
-                )
 
     used = splits.train | splits.familiar | splits.unfamiliar
     views = np.flatnonzero(used)  # embed only views some protocol uses
@@ -323,22 +315,81 @@ def evaluate_run(
         feats_used = _embed_all(reader, views, models, config=config, size=size, progress=progress)
     finally:
         reader.close()  # metadata stays cached; no image is read after this
-    check_unchanged("while embedding")
+    _check_unchanged(models, before, "while embedding")
 
-    n = len(reader)
     room = meta["room"].astype(np.int64)
     tests = {"familiar": splits.familiar, "unfamiliar": splits.unfamiliar}
     warnings = room_warnings(room, splits.train, tests, reader.room_names)
     for text in warnings:
         log.warning("%s", text)
     queries = {setting: splits.query & mask for setting, mask in tests.items()}
+    results, feature_dims = _probe_results(feats_used, views, len(reader), meta, splits, tests=tests, queries=queries,
+                                           room_names=reader.room_names, config=config)
+    _check_unchanged(models, before, "during the probes")
+    checks.update({"encoder_unchanged": True, "random_encoder_unchanged": True, "encoder_digest": before["trained"]})
+
+    summary = splits.summary()
+    summary["room_train_views"] = int(np.sum(splits.train & (room >= 0)))
+    summary["room_test_views"] = {s: int(np.sum(tests[s] & (room >= 0))) for s in SETTINGS}
+    summary["queries"] = {s: int(queries[s].sum()) for s in SETTINGS}
+    report = _report(run, record, config, reader=reader, size=size, init_seed=init_seed, feature_dims=feature_dims,
+                     manifest_sha=manifest_sha, trained_on=trained_on, summary=summary, warnings=warnings,
+                     checks=checks, results=results)
+    return to_jsonable(report, finite=True)
+
+
+def _check_unchanged(models: dict[str, torch.nn.Module], before: dict[str, str], stage: str) -> None:
+    """Raise unless every model's state digest still equals ``before`` (``stage`` says when, for the message).
+
+    Raises:
+        RuntimeError: an encoder's parameters or buffers changed.
+    """
+    from training.encoder import state_digest
+
+    for name, m in models.items():
+        if state_digest(m) != before[name]:
+            raise RuntimeError(
+                f"the {name} encoder's parameters or buffers changed {stage}; evaluation must be read-only"
+            )
+
+
+def _probe_results(
+    feats_used: dict[str, np.ndarray],
+    views: np.ndarray,
+    n: int,
+    meta: dict[str, np.ndarray],
+    splits: ViewSplits,
+    *,
+    tests: dict[str, np.ndarray],
+    queries: dict[str, np.ndarray],
+    room_names: list[str],
+    config: BenchConfig,
+) -> tuple[dict[str, dict[str, dict[str, Any]]], dict[str, int]]:
+    """Room classification and localization of every representation in every setting.
+
+    Args:
+        feats_used: per representation, float32 (V, D) features of ``views``.
+        views: int (V,) the embedded views (every view some protocol uses).
+        n: views in the dataset.
+        meta: the dataset's per-view metadata (``room``, ``position``, ``rotation``, ``scene``; N rows).
+        splits: the :class:`envsim.store.splits.ViewSplits` of the dataset.
+        tests: bool (N,) test views per setting.
+        queries: bool (N,) localization queries per setting.
+        room_names: the dataset's room classes.
+        config: bench settings.
+
+    Returns:
+        ``results[representation][setting][metric]``, and each representation's feature dimension.
+    """
+    room = meta["room"].astype(np.int64)
+    used = splits.train | splits.familiar | splits.unfamiliar
     results: dict[str, dict[str, dict[str, Any]]] = {}
     feature_dims = {}
     for rep in REPRESENTATIONS:
         feats = np.zeros((n, feats_used[rep].shape[1]), np.float32)
         feats[views] = feats_used[rep]
         feature_dims[rep] = int(feats.shape[1])
-        rooms = _room_metrics(feats, room, splits.train, tests, reader.room_names, config)
+        rooms = _room_metrics(feats, room, splits.train, tests, room_names, config)
         results[rep] = {}
         for k, setting in enumerate(SETTINGS):
             rng = np.random.default_rng([config.seed, k])  # same chance draws for every representation
@@ -347,14 +398,48 @@ def evaluate_run(
                 database=used & ~splits.query, rng=rng, alpha=config.ridge_alpha,
             )
             results[rep][setting] = {**rooms[setting], **localization_summary(errors)}
-    check_unchanged("during the probes")
-    checks.update({"encoder_unchanged": True, "random_encoder_unchanged": True, "encoder_digest": before["trained"]})
+    return results, feature_dims
 
-    summary = splits.summary()
-    summary["room_train_views"] = int(np.sum(splits.train & (room >= 0)))
-    summary["room_test_views"] = {s: int(np.sum(tests[s] & (room >= 0))) for s in SETTINGS}
-    summary["queries"] = {s: int(queries[s].sum()) for s in SETTINGS}
-    report = {
+
+def _report(
+    run: str | os.PathLike,
+    record: dict[str, Any],
+    config: BenchConfig,
+    *,
+    reader: DatasetReader,
+    size: int,
+    init_seed: int,
+    feature_dims: dict[str, int],
+    manifest_sha: str,
+    trained_on: str | None,
+    summary: dict[str, Any],
+    warnings: list[str],
+    checks: dict[str, Any],
+    results: dict[str, dict[str, dict[str, Any]]],
+) -> dict[str, Any]:
+    """The report of :func:`evaluate_run` (before :func:`envsim.provenance.to_jsonable`).
+
+    Args:
+        run: the run folder or encoder file.
+        record: the encoder's record (from :func:`training.encoder.load_encoder`).
+        config: bench settings.
+        reader: the dataset's (closed) :class:`envsim.store.reader.DatasetReader`; its metadata stays cached.
+        size: side in pixels the encoders saw.
+        init_seed: seed of the random-init encoder.
+        feature_dims: feature dimension of each representation.
+        manifest_sha: the dataset's manifest SHA-256.
+        trained_on: the manifest SHA-256 the run was trained on (None: not recorded).
+        summary: the split sizes.
+        warnings: the room-class warnings.
+        checks: the invariants checked.
+        results: ``results[representation][setting][metric]``.
+    """
+    from benchmarks.machine import machine_info
+    from envsim.version import code_version
+
+    train_cfg = record.get("config") or {}
+    arch = record["arch"]
+    return {
         "format": REPORT_FORMAT,
         "run": str(Path(run)),
         "checkpoint": {
@@ -376,7 +461,7 @@ def evaluate_run(
             "manifest_sha256": manifest_sha,
             "trained_on_manifest_sha256": trained_on,
             "same_as_training": None if trained_on is None else trained_on == manifest_sha,
-            "views": n,
+            "views": len(reader),
             "width": reader.width,
             "height": reader.height,
             "scene_names": reader.scene_names,
@@ -390,7 +475,6 @@ def evaluate_run(
         "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "results": results,
     }
-    return to_jsonable(report, finite=True)
 
 
 def _fmt(value: Any, kind: str) -> str:

@@ -10,8 +10,8 @@ available device: CUDA (Mitsuba ``cuda_ad_rgb``, torch on the GPU) when there is
    call, until the hits are on the device (the reference: DESIGN.md's 30,000 views/s at 128x128 on an H100);
 2. **render**: :meth:`envsim.render.renderer.Renderer.render` on the torch path, ``batch`` views per call: rays made,
    cast and shaded on the device, finished uint8 RGB + float32 depth in host memory (ratio render / raw);
-3. **to shards**: :func:`envsim.job.dataset.render_dataset` with ``backend=mitsuba``, the same poses as a
-   :class:`~envsim.job.dataset.PoseList`, ``batch`` views per render call (fewer when that would leave less than
+3. **to shards**: :func:`envsim.job.driver.render_dataset` with ``backend=mitsuba``, the same poses as a
+   :class:`~envsim.job.config.PoseList`, ``batch`` views per render call (fewer when that would leave less than
    four calls), float16 depth, no compression (scene loading, BVH build, rendering, HDF5 writing, checksums,
    manifest). Reported whole and in steady state (from the end of the first batch to the end of the job,
    which leaves out loading the scene);
@@ -25,8 +25,8 @@ and the job's first view equal (up to float rounding) to the in-memory render of
 
 Usage::
 
-    python -m benchmarks.perf.gpu_render [--views 4096] [--sizes 128 256] [--batch 1024] [--out benchmarks/results]
-    python -m benchmarks.perf.suite --only gpu_render      (part of the suite when CUDA and Mitsuba are there)
+    ess bench-perf --table gpu-render [--views 4096] [--sizes 128 256] [--batch 1024] [--out benchmarks/results]
+    ess bench-perf --only gpu_render      (part of the suite when CUDA and Mitsuba are there)
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ def _scene(folder: Path, *, triangles_min: int, seed: int) -> tuple[Path, Path, 
     has >= ``triangles_min`` triangles (midpoint subdivision: the same surfaces). Returns both paths and the
     number of levels."""
     from benchmarks.perf.render import house_file
-    from envsim.scenes.scene import load_scene
+    from envsim.scenes.load import load_scene
 
     base = folder / "base"
     base.mkdir()
@@ -87,7 +87,7 @@ def _scene(folder: Path, *, triangles_min: int, seed: int) -> tuple[Path, Path, 
 
 def _poses(plain: Path, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     from benchmarks.perf.render import walk_poses as walk
-    from envsim.scenes.scene import load_scene
+    from envsim.scenes.load import load_scene
 
     return walk(load_scene(plain), n, seed)
 
@@ -114,7 +114,7 @@ def sequential_write(folder: Path, nbytes: int, *, fsync: bool = True) -> float:
 
 def _to_shards(source: Path, cfg, poses, out: Path) -> dict[str, Any]:
     """One dataset job; its wall time, its steady-state time (first batch done -> end) and its shard bytes."""
-    from envsim.job.dataset import DatasetConfig, render_dataset, resolve_sources
+    from envsim.job import DatasetConfig, render_dataset, resolve_sources
     from envsim.store.shards import Compression
 
     marks: list[tuple[float, int]] = []
@@ -175,22 +175,13 @@ def measure(
     Raises:
         RuntimeError: an invariant broke (missing samples, an empty image, job != in-memory render).
     """
-    import h5py
-    import torch
-
-    from envsim.job.dataset import PoseList
-    from envsim.render.renderer import Backend, RenderConfig, Renderer
-    from envsim.scenes.scene import load_scene
+    from envsim.job import PoseList
+    from envsim.render.renderer import Backend, RenderConfig
+    from envsim.scenes.load import load_scene
 
     if views < 1 or batch < 1 or repeats < 1 or not sizes or min(sizes) < 1:
         raise ValueError("views, batch, repeats and every size must be >= 1")
     device, device_name, variant = _device()
-    cuda = device == "cuda"
-
-    def sync() -> None:
-        if cuda:
-            torch.cuda.synchronize()
-
     base = Path(out_dir) if out_dir is not None else None
     if base is not None:
         base.mkdir(parents=True, exist_ok=True)
@@ -205,98 +196,8 @@ def measure(
         job_batch = min(batch, max(1, views // 4))  # >= 4 batches: a steady state after the first one
         for size in sizes:
             cfg = RenderConfig(width=size, height=size, batch_views=batch, backend=Backend.MITSUBA)
-            renderer = Renderer(scene, cfg, device=device, chunk_rays=chunk_rays)
-            path = renderer.device_path
-            caster = renderer.caster
-            rays = [path.rays(position[s], rotation[s]) for s in batches]
-            sync()  # rays were made on the render path's stream; the casts below run on their own
-            # Like the render path, cast from a torch stream of our own (not the legacy default stream).
-            stream = torch.cuda.Stream() if cuda else None
-            with torch.cuda.stream(stream) if cuda else contextlib.nullcontext():
-                caster.cast_torch(rays[0][: size * size])  # compile outside the timings
-            first = renderer.render(position[:1], rotation[:1])
-            renderer.render(position[batches[0]], rotation[batches[0]])  # page-locked host buffers, allocated once
-
-            def raw():
-                with torch.cuda.stream(stream) if cuda else contextlib.nullcontext():
-                    for r in rays:
-                        caster.cast_torch(r)
-                sync()
-
-            def render():
-                for s in batches:
-                    renderer.render(position[s], rotation[s])
-
-            t_raw = best_time(raw, repeats)
-            hit = float((caster.cast_torch(rays[0])[1] >= 0).float().mean())
-            del rays
-            t_render = best_time(render, repeats)
-            compiled = None
-            if cuda:  # the same path with the shading fused by torch.compile
-                fused = Renderer(scene, cfg, caster=caster, device=device, chunk_rays=chunk_rays,
-                                 compile_shading=True)
-                fused.render(position[batches[0]], rotation[batches[0]])  # compile outside the timings
-                if fused.device_path.compile:  # else compiling failed (logged) and it would measure eager again
-                    compiled = views / best_time(lambda: [fused.render(position[s], rotation[s]) for s in batches],
-                                             repeats)
-                del fused
-            numba = None
-            if not cuda:  # informational on the CPU: the numba path on the same caster
-                cpu = Renderer(scene, cfg, caster=caster)
-                cpu.render(position[:1], rotation[:1])
-                numba = views / best_time(lambda: [cpu.render(position[s], rotation[s]) for s in batches], repeats)
-            del renderer, path, caster
-            if cuda:
-                torch.cuda.empty_cache()
-
-            jobs = []
-            for k in range(repeats + 1):  # the first run warms the process (imports, kernel compilation)
-                out = tmp / f"shards-{size}-{k}"
-                job = _to_shards(dense, dataclasses.replace(cfg, batch_views=job_batch), poses, out)
-                if k == 0:
-                    with h5py.File(job["first_shard"], "r") as f:
-                        shard_rgb, shard_depth = f["rgb"][0], f["depth"][0].astype(np.float32)
-                else:
-                    jobs.append(job)
-                shutil.rmtree(out)
-            job = min(jobs, key=lambda j: j["steady_seconds"] / max(j["steady_views"], 1))
-            nbytes = job["shard_bytes"]
-            t_write = min(sequential_write(tmp, nbytes) for _ in range(repeats))
-            t_write_cached = min(sequential_write(tmp, nbytes, fsync=False) for _ in range(repeats))
-
-            # Invariants: every sample written, the camera sees the house, the job renders what render() does.
-            if job["samples"] != views:
-                raise RuntimeError(f"the dataset job wrote {job['samples']} samples, expected {views}")
-            if hit < 0.5:
-                raise RuntimeError(f"only {hit:.0%} of the rays hit the scene: the poses are outside the house")
-            rgb_diff = np.abs(shard_rgb.astype(np.int16) - first.rgb[0].astype(np.int16)).max()
-            depth_diff = np.abs(shard_depth - first.depth[0].astype(np.float16).astype(np.float32)).max()
-            if rgb_diff > 2 or depth_diff > 0.01:
-                raise RuntimeError(
-                    f"the job's first view differs from render(): rgb {rgb_diff} levels, depth {depth_diff} m")
-
-            steady = job["steady_views"] / job["steady_seconds"] if job["steady_views"] else None  # views/s
-            steady_bps = nbytes / views * steady if steady else float("nan")
-            write_bps = nbytes / t_write
-            results.append({
-                "size": f"{size}x{size}",
-                "views": views,
-                "hit_fraction": hit,
-                "raw_views_per_s": views / t_raw,
-                "raw_mrays_per_s": views * size * size / t_raw / 1e6,
-                "render_views_per_s": views / t_render,
-                "render_ratio_to_raw": t_raw / t_render,
-                "render_compiled_views_per_s": compiled,
-                "render_compiled_ratio_to_raw": compiled / (views / t_raw) if compiled else None,
-                "render_numba_views_per_s": numba,
-                "to_shards_views_per_s": views / job["seconds"],
-                "to_shards_steady_views_per_s": steady,
-                "shard_bytes": nbytes,
-                "to_shards_steady_bytes_per_s": steady_bps,
-                "sequential_write_bytes_per_s": write_bps,
-                "sequential_write_no_fsync_bytes_per_s": nbytes / t_write_cached,
-                "to_shards_ratio_to_write": steady_bps / write_bps,
-            })
+            results.append(_measure_size(scene, dense, cfg, poses, tmp, views=views, batches=batches,
+                                         job_batch=job_batch, device=device, chunk_rays=chunk_rays, repeats=repeats))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     report = {
@@ -316,6 +217,240 @@ def measure(
     }
     report["figures"] = _figures(report)
     return report
+
+
+def _measure_size(
+    scene: Any,
+    dense: Path,
+    cfg: Any,
+    poses: Any,
+    tmp: Path,
+    *,
+    views: int,
+    batches: list[slice],
+    job_batch: int,
+    device: str,
+    chunk_rays: int | None,
+    repeats: int,
+) -> dict[str, Any]:
+    """Measure one size: in memory, to shards and the sequential write of as many bytes; check the invariants.
+
+    Args:
+        scene: the loaded (dense) scene.
+        dense: its GLB file.
+        cfg: the :class:`~envsim.render.renderer.RenderConfig` of this size.
+        poses: the camera poses, a :class:`~envsim.job.config.PoseList`.
+        tmp: the benchmark's scratch folder (the disk measured).
+        views: number of poses.
+        batches: the views of each in-memory render call.
+        job_batch: views per render call of the dataset job.
+        device: torch device, "cuda" or "cpu".
+        chunk_rays: rays per cast-and-shade step of the render path (the renderer's default when None).
+        repeats: best of this many timed runs per figure.
+
+    Returns:
+        The size's row of the report's ``results``.
+
+    Raises:
+        RuntimeError: an invariant broke.
+    """
+    import torch
+
+    size = cfg.width
+    times = _render_times(scene, cfg, poses.position, poses.rotation, batches, device=device, chunk_rays=chunk_rays,
+                          repeats=repeats)
+    if device == "cuda":  # the renderers are gone with _render_times
+        torch.cuda.empty_cache()
+    job, shard_rgb, shard_depth = _shard_job(dense, dataclasses.replace(cfg, batch_views=job_batch), poses, tmp,
+                                             size=size, repeats=repeats)
+    nbytes = job["shard_bytes"]
+    t_write = min(sequential_write(tmp, nbytes) for _ in range(repeats))
+    t_write_cached = min(sequential_write(tmp, nbytes, fsync=False) for _ in range(repeats))
+    _check_invariants(job, times, views=views, shard_rgb=shard_rgb, shard_depth=shard_depth)
+    return _size_result(size, views, times, job, t_write=t_write, t_write_cached=t_write_cached)
+
+
+@dataclasses.dataclass(frozen=True)
+class _RenderTimes:
+    """One size's in-memory measurements: best wall times in seconds (every view) and what the checks need.
+
+    Attributes:
+        raw: raw Mitsuba ray casting (``cast_torch``) of pre-made device rays.
+        render: the torch render path, to host memory.
+        compiled: the render path with its shading fused by torch.compile (None: on the CPU, or compiling failed).
+        numba: the numba render path on the same caster (None on CUDA).
+        hit: fraction of the first batch's rays that hit a surface, in [0, 1].
+        first: the in-memory render of the first pose (uint8 RGB (1, H, W, 3), float32 depth (1, H, W)).
+    """
+
+    raw: float
+    render: float
+    compiled: float | None
+    numba: float | None
+    hit: float
+    first: Any
+
+
+def _render_times(
+    scene: Any,
+    cfg: Any,
+    position: np.ndarray,
+    rotation: np.ndarray,
+    batches: list[slice],
+    *,
+    device: str,
+    chunk_rays: int | None,
+    repeats: int,
+) -> _RenderTimes:
+    """Time raw ray casting and the render paths of one size, best of ``repeats`` after a warm-up.
+
+    Args:
+        scene: the loaded (dense) scene.
+        cfg: the :class:`~envsim.render.renderer.RenderConfig` of this size.
+        position: float (N, 3) camera centres, in metres.
+        rotation: float (N, 4) camera orientations (quaternions).
+        batches: the views of each call.
+        device: torch device, "cuda" or "cpu".
+        chunk_rays: rays per cast-and-shade step of the render path (the renderer's default when None).
+        repeats: best of this many timed runs.
+
+    The renderers are freed on return; the caller empties the CUDA cache.
+    """
+    import torch
+
+    from envsim.render.renderer import Renderer
+
+    cuda = device == "cuda"
+
+    def sync() -> None:
+        if cuda:
+            torch.cuda.synchronize()
+
+    renderer = Renderer(scene, cfg, device=device, chunk_rays=chunk_rays)
+    path = renderer.device_path
+    caster = renderer.caster
+    rays = [path.rays(position[s], rotation[s]) for s in batches]
+    sync()  # rays were made on the render path's stream; the casts below run on their own
+    # Like the render path, cast from a torch stream of our own (not the legacy default stream).
+    stream = torch.cuda.Stream() if cuda else None
+    with torch.cuda.stream(stream) if cuda else contextlib.nullcontext():
+        caster.cast_torch(rays[0][: cfg.width * cfg.height])  # compile outside the timings
+    first = renderer.render(position[:1], rotation[:1])
+    renderer.render(position[batches[0]], rotation[batches[0]])  # page-locked host buffers, allocated once
+
+    def raw():
+        with torch.cuda.stream(stream) if cuda else contextlib.nullcontext():
+            for r in rays:
+                caster.cast_torch(r)
+        sync()
+
+    def render():
+        for s in batches:
+            renderer.render(position[s], rotation[s])
+
+    t_raw = best_time(raw, repeats)
+    hit = float((caster.cast_torch(rays[0])[1] >= 0).float().mean())
+    rays.clear()  # free the rays before timing the render path
+    t_render = best_time(render, repeats)
+    t_compiled = None
+    if cuda:  # the same path with the shading fused by torch.compile
+        fused = Renderer(scene, cfg, caster=caster, device=device, chunk_rays=chunk_rays, compile_shading=True)
+        fused.render(position[batches[0]], rotation[batches[0]])  # compile outside the timings
+        if fused.device_path.compile:  # else compiling failed (logged) and it would measure eager again
+            t_compiled = best_time(lambda: [fused.render(position[s], rotation[s]) for s in batches], repeats)
+        del fused
+    t_numba = None
+    if not cuda:  # informational on the CPU: the numba path on the same caster
+        cpu = Renderer(scene, cfg, caster=caster)
+        cpu.render(position[:1], rotation[:1])
+        t_numba = best_time(lambda: [cpu.render(position[s], rotation[s]) for s in batches], repeats)
+    return _RenderTimes(raw=t_raw, render=t_render, compiled=t_compiled, numba=t_numba, hit=hit, first=first)
+
+
+def _shard_job(
+    dense: Path, cfg: Any, poses: Any, tmp: Path, *, size: int, repeats: int
+) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
+    """The fastest (steady state) of ``repeats`` dataset jobs after a warm-up one, with the warm-up's first view.
+
+    Returns:
+        The job (see :func:`_to_shards`), and the first shard's first view: uint8 RGB (H, W, 3) and its
+        depth as float32 (H, W), in metres.
+    """
+    import h5py
+
+    jobs = []
+    for k in range(repeats + 1):  # the first run warms the process (imports, kernel compilation)
+        out = tmp / f"shards-{size}-{k}"
+        job = _to_shards(dense, cfg, poses, out)
+        if k == 0:
+            with h5py.File(job["first_shard"], "r") as f:
+                shard_rgb, shard_depth = f["rgb"][0], f["depth"][0].astype(np.float32)
+        else:
+            jobs.append(job)
+        shutil.rmtree(out)
+    job = min(jobs, key=lambda j: j["steady_seconds"] / max(j["steady_views"], 1))
+    return job, shard_rgb, shard_depth
+
+
+def _check_invariants(
+    job: dict[str, Any], times: _RenderTimes, *, views: int, shard_rgb: np.ndarray, shard_depth: np.ndarray
+) -> None:
+    """Every sample written, the camera sees the house, the job renders what render() does.
+
+    Raises:
+        RuntimeError: one of them does not hold.
+    """
+    if job["samples"] != views:
+        raise RuntimeError(f"the dataset job wrote {job['samples']} samples, expected {views}")
+    if times.hit < 0.5:
+        raise RuntimeError(f"only {times.hit:.0%} of the rays hit the scene: the poses are outside the house")
+    first = times.first
+    rgb_diff = np.abs(shard_rgb.astype(np.int16) - first.rgb[0].astype(np.int16)).max()
+    depth_diff = np.abs(shard_depth - first.depth[0].astype(np.float16).astype(np.float32)).max()
+    if rgb_diff > 2 or depth_diff > 0.01:
+        raise RuntimeError(
+            f"the job's first view differs from render(): rgb {rgb_diff} levels, depth {depth_diff} m")
+
+
+def _size_result(
+    size: int, views: int, times: _RenderTimes, job: dict[str, Any], *, t_write: float, t_write_cached: float
+) -> dict[str, Any]:
+    """One size's row of the report's ``results`` (rates in views/s, Mrays/s and bytes/s).
+
+    Args:
+        size: square image side, in pixels.
+        views: views rendered per measurement.
+        times: the in-memory measurements.
+        job: the fastest dataset job.
+        t_write: seconds of the sequential write (with fsync) of the job's shard bytes.
+        t_write_cached: the same without fsync.
+    """
+    nbytes = job["shard_bytes"]
+    t_raw, t_render = times.raw, times.render
+    compiled = views / times.compiled if times.compiled is not None else None
+    numba = views / times.numba if times.numba is not None else None
+    steady = job["steady_views"] / job["steady_seconds"] if job["steady_views"] else None  # views/s
+    steady_bps = nbytes / views * steady if steady else float("nan")
+    write_bps = nbytes / t_write
+    return {
+        "size": f"{size}x{size}",
+        "views": views,
+        "hit_fraction": times.hit,
+        "raw_views_per_s": views / t_raw,
+        "raw_mrays_per_s": views * size * size / t_raw / 1e6,
+        "render_views_per_s": views / t_render,
+        "render_ratio_to_raw": t_raw / t_render,
+        "render_compiled_views_per_s": compiled,
+        "render_compiled_ratio_to_raw": compiled / (views / t_raw) if compiled else None,
+        "render_numba_views_per_s": numba,
+        "to_shards_views_per_s": views / job["seconds"],
+        "to_shards_steady_views_per_s": steady,
+        "shard_bytes": nbytes,
+        "to_shards_steady_bytes_per_s": steady_bps,
+        "sequential_write_bytes_per_s": write_bps,
+        "sequential_write_no_fsync_bytes_per_s": nbytes / t_write_cached,
+        "to_shards_ratio_to_write": steady_bps / write_bps,
+    }
 
 
 def _figure(name: str, value: float, unit: str, *, reference: str, reference_value: float, ratio: float,

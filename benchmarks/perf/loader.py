@@ -1,7 +1,7 @@
 """Loader throughput: pairs/s of :class:`pairing.loader.SpatialPairs` through ``torch.utils.data.DataLoader``
 with 0, 2 and all worker processes, against raw h5py reads of the same samples, in the same run.
 
-A small dataset is rendered (procedural houses, :func:`envsim.job.dataset.render_dataset`) and paired
+A small dataset is rendered (procedural houses, :func:`envsim.job.driver.render_dataset`) and paired
 (:func:`pairing.build.build_pairs`, distance rule, covisibility off: the loader does not read it), then:
 
 1. **loader**: exactly what ``ess train`` iterates: ``SpatialPairs`` with ESS-MB partner sampling and the
@@ -16,7 +16,7 @@ ratio = loader pairs/s / reference pairs/s (best of ``repeats`` epochs each). Th
 so workers can push the ratio above 1. One untimed epoch checks that the loader, with the most workers,
 yields exactly the reference's images, batch by batch.
 
-Usage: part of the suite, ``python -m benchmarks.perf.suite --only loader``.
+Usage: part of the suite, ``ess bench-perf --only loader``.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from benchmarks.machine import machine_info
 
 def make_dataset(folder: Path, *, houses: int, views: int, size: int, seed: int) -> dict[str, Any]:
     """Render ``houses`` procedural houses x ``views`` views at ``size`` x ``size`` and build their pairs."""
-    from envsim.job.dataset import DatasetConfig, render_dataset, resolve_sources
+    from envsim.job import DatasetConfig, render_dataset, resolve_sources
     from envsim.nav.trajectory import TrajectoryConfig
     from envsim.render.renderer import RenderConfig
     from pairing.build import PairConfig, build_pairs
@@ -107,6 +107,79 @@ def _loader_epoch(dataset, *, batch: int, seed: int, workers: int, keep: bool) -
     return pairs, first or 0.0, kept
 
 
+def _check_images(
+    dataset: Any, folder: Path, files: list[str], plan: list[tuple[np.ndarray, ...]], *, batch: int, seed: int,
+    workers: int,
+) -> None:
+    """Not timed: the loader with ``workers`` workers yields exactly the reference's images, batch by batch.
+
+    ``dataset`` is the :class:`~pairing.loader.SpatialPairs` measured, ``plan`` its reference plan (per batch:
+    anchor shards, anchor rows, partner shards, partner rows, each int64 (B,)).
+
+    Raises:
+        AssertionError: another number of pairs or batches, or other images.
+    """
+    pairs = sum(len(p[0]) for p in plan)
+    expected = _reference_epoch(folder, files, plan)
+    n, _, got = _loader_epoch(dataset, batch=batch, seed=seed, workers=workers, keep=True)
+    if n != pairs or len(got) != len(expected):
+        raise AssertionError(
+            f"loader yielded {n} pairs in {len(got)} batches, the reference {pairs} in {len(expected)}"
+        )
+    for (a, b), (ra, rb) in zip(got, expected):
+        if not (np.array_equal(a, ra) and np.array_equal(b, rb)):
+            raise AssertionError("loader images differ from raw h5py reads of the same views")
+
+
+def _best_times(
+    dataset: Any, folder: Path, files: list[str], plan: list[tuple[np.ndarray, ...]], *, batch: int, seed: int,
+    workers: list[int], repeats: int,
+) -> tuple[float, dict[int, tuple[float, float]]]:
+    """Best of ``repeats`` epochs of the reference and of the loader with each worker count (alternating order).
+
+    Returns:
+        The reference's best epoch in seconds, and per worker count (best epoch seconds, that epoch's seconds
+        to the first batch).
+    """
+    best_ref = np.inf
+    best = {w: (np.inf, 0.0) for w in workers}
+    for r in range(repeats):
+        order = workers if r % 2 == 0 else workers[::-1]
+        t0 = time.perf_counter()
+        _reference_epoch(folder, files, plan)
+        best_ref = min(best_ref, time.perf_counter() - t0)
+        for w in order:
+            t0 = time.perf_counter()
+            _, first, _ = _loader_epoch(dataset, batch=batch, seed=seed, workers=w, keep=False)
+            seconds = time.perf_counter() - t0
+            if seconds < best[w][0]:
+                best[w] = (seconds, first)
+    return best_ref, best
+
+
+def _result_rows(pairs: int, ref_rate: float, best: dict[int, tuple[float, float]]) -> list[dict[str, Any]]:
+    """The report's ``results``: one row per worker count, by worker count.
+
+    Args:
+        pairs: pairs per epoch.
+        ref_rate: the reference's pairs/s.
+        best: per worker count, (best epoch seconds, its seconds to the first batch).
+    """
+    return [
+        {
+            "workers": w,
+            "pairs": pairs,
+            "seconds": s,
+            "first_batch_s": first,
+            "pairs_per_s": pairs / s,
+            "images_per_s": 2 * pairs / s,
+            "reference_pairs_per_s": ref_rate,
+            "ratio": (pairs / s) / ref_rate,
+        }
+        for w, (s, first) in sorted(best.items())
+    ]
+
+
 def measure(
     *,
     houses: int,
@@ -147,46 +220,12 @@ def measure(
         plan = _reference_plan(dataset, batch=batch, seed=seed)
         pairs = sum(len(p[0]) for p in plan)
 
-        # Not timed: the loader with the most workers yields exactly the reference's images.
-        expected = _reference_epoch(folder, files, plan)
-        n, _, got = _loader_epoch(dataset, batch=batch, seed=seed, workers=max(workers), keep=True)
-        if n != pairs or len(got) != len(expected):
-            raise AssertionError(
-                f"loader yielded {n} pairs in {len(got)} batches, the reference {pairs} in {len(expected)}"
-            )
-        for (a, b), (ra, rb) in zip(got, expected):
-            if not (np.array_equal(a, ra) and np.array_equal(b, rb)):
-                raise AssertionError("loader images differ from raw h5py reads of the same views")
-        del expected, got
-
-        best_ref = np.inf
-        best = {w: (np.inf, 0.0) for w in workers}
-        for r in range(repeats):
-            order = workers if r % 2 == 0 else workers[::-1]
-            t0 = time.perf_counter()
-            _reference_epoch(folder, files, plan)
-            best_ref = min(best_ref, time.perf_counter() - t0)
-            for w in order:
-                t0 = time.perf_counter()
-                _, first, _ = _loader_epoch(dataset, batch=batch, seed=seed, workers=w, keep=False)
-                seconds = time.perf_counter() - t0
-                if seconds < best[w][0]:
-                    best[w] = (seconds, first)
+        _check_images(dataset, folder, files, plan, batch=batch, seed=seed, workers=max(workers))
+        best_ref, best = _best_times(dataset, folder, files, plan, batch=batch, seed=seed, workers=workers,
+                                     repeats=repeats)
         dataset.reader.close()
     ref_rate = pairs / best_ref
-    rows = [
-        {
-            "workers": w,
-            "pairs": pairs,
-            "seconds": s,
-            "first_batch_s": first,
-            "pairs_per_s": pairs / s,
-            "images_per_s": 2 * pairs / s,
-            "reference_pairs_per_s": ref_rate,
-            "ratio": (pairs / s) / ref_rate,
-        }
-        for w, (s, first) in sorted(best.items())
-    ]
+    rows = _result_rows(pairs, ref_rate, best)
     return {
         "benchmark": "loader",
         "data": {

@@ -18,7 +18,7 @@ radius pairs of 2,048 views, after checking it against the numpy reference on so
 
 Usage::
 
-    python -m benchmarks.perf.pairs [--sizes 10000 100000 1000000] [--out benchmarks/results]
+    ess bench-perf --table pairs [--sizes 10000 100000 1000000] [--out benchmarks/results]
 """
 
 from __future__ import annotations

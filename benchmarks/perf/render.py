@@ -5,12 +5,12 @@ Each size is measured three ways on the same scene and the same camera poses:
 1. **raw**: Open3D ``RaycastingScene.cast_rays`` on the pre-generated rays (the reference);
 2. **render**: :class:`envsim.render.renderer.Renderer` (ray generation, cast, z-depth, texture lookup, lighting,
    room labels), in memory;
-3. **to shards**: :func:`envsim.job.dataset.render_dataset` with the same poses (scene loading, rendering,
+3. **to shards**: :func:`envsim.job.driver.render_dataset` with the same poses (scene loading, rendering,
    HDF5 writing, checksums, manifest).
 
 Usage::
 
-    python -m benchmarks.perf.render [--views 512] [--sizes 128 256] [--dense] [--out benchmarks/results]
+    ess bench-perf --table render [--views 512] [--sizes 128 256] [--dense] [--out benchmarks/results]
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def house_file(folder: Path, *, seed: int, subdivide: int) -> Path:
 
 def walk_poses(scene, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """``n`` camera poses of a random walk through ``scene``: positions (n, 3) m, quaternions (n, 4)."""
-    from envsim.nav.grid import build_navgrid
+    from envsim.nav.build import build_navgrid
     from envsim.nav.trajectory import TrajectoryConfig, sample_trajectories
 
     nav = build_navgrid(scene.vertices, scene.faces)
@@ -64,9 +64,9 @@ def best_time(fn, repeats: int) -> float:
 
 
 def measure(*, views: int, sizes: list[int], dense: bool, batch: int, repeats: int) -> dict:
-    from envsim.job.dataset import DatasetConfig, PoseList, render_dataset, resolve_sources
+    from envsim.job import DatasetConfig, PoseList, render_dataset, resolve_sources
     from envsim.render.renderer import RenderConfig, Renderer
-    from envsim.scenes.scene import load_scene
+    from envsim.scenes.load import load_scene
 
     results = []
     with tempfile.TemporaryDirectory() as tmp:

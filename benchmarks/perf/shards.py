@@ -2,7 +2,7 @@
 against plain h5py on the same arrays, in the same run.
 
 The arrays are rendered views, not noise, so compression ratios are realistic: a few views of a procedural
-house are rendered with :func:`envsim.job.dataset.render_dataset` and tiled to the wanted number of samples
+house are rendered with :func:`envsim.job.driver.render_dataset` and tiled to the wanted number of samples
 (every chunk is still one real view). For each compression (``lzf``, the default; ``none``; ``lz4`` when
 hdf5plugin is installed) and each repeat:
 
@@ -20,7 +20,7 @@ a temporary folder on the local disk and are read back from the page cache (no f
 the figures measure h5py, the filters and the writer's own overhead, not the disk. The suite checks that
 the bytes read back (through both readers, from both files) equal the bytes written.
 
-Usage: part of the suite, ``python -m benchmarks.perf.suite --only shards``.
+Usage: part of the suite, ``ess bench-perf --only shards``.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ MEASUREMENTS = ("write_ours", "write_reference", "write_reference_batched", "rea
 
 def rendered_views(folder: Path, *, views: int, size: int, seed: int) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """``views`` views of one procedural house at ``size`` x ``size``: the shard arrays and attributes."""
-    from envsim.job.dataset import DatasetConfig, render_dataset, resolve_sources
+    from envsim.job import DatasetConfig, render_dataset, resolve_sources
     from envsim.nav.trajectory import TrajectoryConfig
     from envsim.render.renderer import RenderConfig
     from envsim.store.shards import read_shard
@@ -213,8 +213,6 @@ def measure(
         A report: per compression, MB/s and samples/s of every measurement, the ratios ours / reference,
         file sizes, and ``bytes_match`` (checked).
     """
-    from envsim.store.shards import Compression, ShardLayout, filter_kwargs
-
     if samples < 1 or size < 1 or repeats < 1 or views < 1:
         raise ValueError("samples, size, repeats and views must be >= 1")
     compressions = compressions or available_compressions()
@@ -227,57 +225,8 @@ def measure(
         raw_bytes = sum(v.nbytes for v in arrays.values())
         image_bytes = sum(arrays[k].nbytes for k in IMAGE_KEYS)
         for name in compressions:
-            compression = Compression(name)
-            layout = ShardLayout(
-                samples=samples, height=size, width=size, depth_dtype=depth_dtype, compression=compression
-            )
-            filters = filter_kwargs(compression)
-            best = dict.fromkeys(MEASUREMENTS, np.inf)
-            ours, ref, ref_b = tmp / f"ours-{name}.h5", tmp / f"ref-{name}.h5", tmp / f"ref-batched-{name}.h5"
-            _warm_up(tmp / "warm-up", arrays, layout, attrs, filters, batch=batch)
-            checked = 0
-            for r in range(repeats):
-                for path in (ours, ref, ref_b):
-                    path.unlink(missing_ok=True)
-                writes = [
-                    ("write_ours", partial(write_ours, ours, arrays, layout, attrs, batch=batch)),
-                    ("write_reference", partial(write_reference, ref, arrays, filters)),
-                    ("write_reference_batched", partial(write_reference_batched, ref_b, arrays, filters, batch=batch)),
-                ]
-                reads = [("read_ours", partial(read_ours, ours)), ("read_reference", partial(read_reference, ours))]
-                if r % 2:  # alternate who goes first: a busy neighbour hurts both alike
-                    writes.reverse()
-                    reads.reverse()
-                for key, fn in writes + reads:
-                    seconds, out = _timed(fn)
-                    best[key] = min(best[key], seconds)
-                    if out is not None:  # a read: every byte written must come back
-                        checked = _check_equal(arrays, out, f"{key} ({name})")
-                        del out
-            # Not timed: the reference file holds the same bytes and uses the same chunks and filters.
-            _check_equal(arrays, read_reference(ref), f"reference file ({name})")
-            _check_equal(arrays, read_reference(ref_b), f"batched reference file ({name})")
-            if not _pipeline(ours) == _pipeline(ref) == _pipeline(ref_b):
-                raise AssertionError(f"{name}: the reference file's chunks or filters differ from the writer's")
-            if checked != raw_bytes:
-                raise AssertionError(f"{name}: read {checked} bytes, wrote {raw_bytes}")
-            row: dict[str, Any] = {
-                "compression": name,
-                "file_bytes": ours.stat().st_size,
-                "reference_file_bytes": ref.stat().st_size,
-                "size_ratio": ours.stat().st_size / raw_bytes,
-                "bytes_written": raw_bytes,
-                "bytes_read": checked,
-                "bytes_match": True,
-            }
-            for key, seconds in best.items():
-                row[f"{key}_s"] = seconds
-                row[f"{key}_mb_per_s"] = raw_bytes / 1e6 / seconds
-                row[f"{key}_samples_per_s"] = samples / seconds
-            row["write_ratio"] = best["write_reference"] / best["write_ours"]
-            row["write_ratio_to_batched"] = best["write_reference_batched"] / best["write_ours"]
-            row["read_ratio"] = best["read_reference"] / best["read_ours"]
-            rows.append(row)
+            rows.append(_measure_compression(tmp, name, arrays, attrs, samples=samples, size=size,
+                                             depth_dtype=depth_dtype, batch=batch, repeats=repeats))
     return {
         "benchmark": "shards",
         "data": {
@@ -299,6 +248,126 @@ def measure(
         "machine": machine_info(),
         "results": rows,
     }
+
+
+
+def _measure_compression(
+    tmp: Path,
+    name: str,
+    arrays: dict[str, np.ndarray],
+    attrs: dict[str, Any],
+    *,
+    samples: int,
+    size: int,
+    depth_dtype: str,
+    batch: int,
+    repeats: int,
+) -> dict[str, Any]:
+    """Measure and check one compression: the report's row for it (see :func:`measure`).
+
+    Args:
+        tmp: scratch folder for the files.
+        name: a :class:`envsim.store.shards.Compression` value.
+        arrays: the shard arrays, ``samples`` rows each.
+        attrs: the shard attributes.
+        samples: samples per shard.
+        size: image width and height in pixels.
+        depth_dtype: ``float32`` or ``float16``.
+        batch: samples per ``ShardWriter.write`` call.
+        repeats: best of this many runs of each measurement.
+
+    Raises:
+        AssertionError: the bytes read back, or the reference files' chunks or filters, differ from the writer's.
+    """
+    from envsim.store.shards import Compression, ShardLayout, filter_kwargs
+
+    raw_bytes = sum(v.nbytes for v in arrays.values())
+    compression = Compression(name)
+    layout = ShardLayout(
+        samples=samples, height=size, width=size, depth_dtype=depth_dtype, compression=compression
+    )
+    filters = filter_kwargs(compression)
+    ours, ref, ref_b = tmp / f"ours-{name}.h5", tmp / f"ref-{name}.h5", tmp / f"ref-batched-{name}.h5"
+    _warm_up(tmp / "warm-up", arrays, layout, attrs, filters, batch=batch)
+    best, checked = _best_times((ours, ref, ref_b), arrays, layout, attrs, filters, name=name, batch=batch,
+                                repeats=repeats)
+    # Not timed: the reference file holds the same bytes and uses the same chunks and filters.
+    _check_equal(arrays, read_reference(ref), f"reference file ({name})")
+    _check_equal(arrays, read_reference(ref_b), f"batched reference file ({name})")
+    if not _pipeline(ours) == _pipeline(ref) == _pipeline(ref_b):
+        raise AssertionError(f"{name}: the reference file's chunks or filters differ from the writer's")
+    if checked != raw_bytes:
+        raise AssertionError(f"{name}: read {checked} bytes, wrote {raw_bytes}")
+    row: dict[str, Any] = {
+        "compression": name,
+        "file_bytes": ours.stat().st_size,
+        "reference_file_bytes": ref.stat().st_size,
+        "size_ratio": ours.stat().st_size / raw_bytes,
+        "bytes_written": raw_bytes,
+        "bytes_read": checked,
+        "bytes_match": True,
+    }
+    for key, seconds in best.items():
+        row[f"{key}_s"] = seconds
+        row[f"{key}_mb_per_s"] = raw_bytes / 1e6 / seconds
+        row[f"{key}_samples_per_s"] = samples / seconds
+    row["write_ratio"] = best["write_reference"] / best["write_ours"]
+    row["write_ratio_to_batched"] = best["write_reference_batched"] / best["write_ours"]
+    row["read_ratio"] = best["read_reference"] / best["read_ours"]
+    return row
+
+
+def _best_times(
+    paths: tuple[Path, Path, Path],
+    arrays: dict[str, np.ndarray],
+    layout: Any,
+    attrs: dict[str, Any],
+    filters: dict[str, Any],
+    *,
+    name: str,
+    batch: int,
+    repeats: int,
+) -> tuple[dict[str, float], int]:
+    """Best seconds of each of :data:`MEASUREMENTS` over ``repeats`` runs, ours and the reference alternating.
+
+    Args:
+        paths: our file, the reference file and the batched reference file.
+        arrays: the shard arrays.
+        layout: the :class:`envsim.store.shards.ShardLayout`.
+        attrs: the shard attributes.
+        filters: h5py filter keyword arguments of the compression.
+        name: the compression's name (for messages).
+        batch: samples per write call.
+        repeats: runs of each measurement.
+
+    Returns:
+        The best seconds per measurement, and the bytes the last read brought back (checked against ``arrays``).
+
+    Raises:
+        AssertionError: a read brought back other bytes than were written.
+    """
+    ours, ref, ref_b = paths
+    best = dict.fromkeys(MEASUREMENTS, np.inf)
+    checked = 0
+    for r in range(repeats):
+        for path in (ours, ref, ref_b):
+            path.unlink(missing_ok=True)
+        writes = [
+            ("write_ours", partial(write_ours, ours, arrays, layout, attrs, batch=batch)),
+            ("write_reference", partial(write_reference, ref, arrays, filters)),
+            ("write_reference_batched", partial(write_reference_batched, ref_b, arrays, filters, batch=batch)),
+        ]
+        reads = [("read_ours", partial(read_ours, ours)), ("read_reference", partial(read_reference, ours))]
+        if r % 2:  # alternate who goes first: a busy neighbour hurts both alike
+            writes.reverse()
+            reads.reverse()
+        for key, fn in writes + reads:
+            seconds, out = _timed(fn)
+            best[key] = min(best[key], seconds)
+            if out is not None:  # a read: every byte written must come back
+                checked = _check_equal(arrays, out, f"{key} ({name})")
+                del out
+    return best, checked
 
 
 def to_markdown(report: dict) -> str:

@@ -50,7 +50,16 @@ from typing import Any
 import numpy as np
 
 from benchmarks.machine import machine_info
-from envsim.provenance import atomic_write, to_jsonable
+from benchmarks.perf.report import (  # re-exported: suite.<name> is the suite's face
+    failures,
+    figures,
+    readme_block,
+    summary_table,
+    to_markdown,
+    update_readme,
+    write_results,
+)
+from envsim.provenance import to_jsonable
 
 SECTIONS = ("render", "gpu_render", "pairs", "shards", "loader", "training")
 REPORT_NAME = "perf"  # perf.json + perf.md
@@ -576,122 +585,8 @@ def run_suite(
     return report
 
 
-def write_results(out: str | os.PathLike, stem: str, report: dict[str, Any], markdown: str) -> tuple[Path, Path]:
-    """Write a benchmark's JSON report and Markdown table into ``out`` (created) as ``<stem>.json`` and
-    ``<stem>.md``, atomically.
-
-    Returns:
-        The two paths.
-    """
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    json_path, md_path = out / f"{stem}.json", out / f"{stem}.md"
-    atomic_write(json_path, json.dumps(report, indent=2) + "\n")
-    atomic_write(md_path, markdown)
-    return json_path, md_path
-
-
-def figures(report: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every figure of a suite report, section by section."""
-    return [f for s in report["sections"].values() for f in s.get("figures", [])]
-
-
-def failures(report: dict[str, Any]) -> list[str]:
-    """Sections that failed, as 'name: error' lines."""
-    return [f"{name}: {s.get('error')}" for name, s in report["sections"].items() if s["status"] == "error"]
-
-
-# --- Markdown ------------------------------------------------------------------------------------------------
-
-
-def _num(value: float | None) -> str:
-    if value is None:
-        return "-"
-    a = abs(value)
-    if a >= 100:
-        return f"{value:,.0f}"
-    if a >= 10:
-        return f"{value:.1f}"
-    if a >= 1 or a == 0:
-        return f"{value:.2f}"
-    return f"{value:.2g}"
-
-
-def summary_table(report: dict[str, Any]) -> str:
-    """The one table of every figure: value, same-run reference, ratio, target, pass."""
-    lines = [
-        "| section | figure | value | reference (same run) | ratio | target | pass |",
-        "| --- | --- | ---: | --- | ---: | --- | --- |",
-    ]
-    for f in figures(report):
-        verdict = "-" if f["pass"] is None else "yes" if f["pass"] else "**no**"
-        unit = f" {f['unit']}" if f["unit"] else ""
-        lines.append(
-            f"| {f['section']} | {f['figure']} | {_num(f['value'])}{unit} "
-            f"| {f['reference']}: {_num(f['reference_value'])}{unit} "
-            f"| {f['ratio']:.2f} | {f['target'] or '-'} | {verdict} |"
-        )
-    return "\n".join(lines) + "\n"
-
-
-def _header(report: dict[str, Any]) -> str:
-    m, v = report["machine"], report["versions"]
-    libs = ", ".join(f"{k} {v[k]}" for k in v)
-    return (
-        f"{report['mode'].capitalize()} run of {report['started']} ({report['seconds']:.0f} s), {m['cores']} cores "
-        f"({m['cpu']}), Python {m['python']}, code {m['code_version']}; {libs}."
-    )
-
-
-def _notes(report: dict[str, Any]) -> list[str]:
-    notes = []
-    for name, s in report["sections"].items():
-        if s["status"] == "skipped":
-            notes.append(f"- {name}: skipped: {s['reason']}")
-        elif s["status"] == "error":
-            notes.append(f"- {name}: **failed**: {s['error']}")
-        for part, reason in (s.get("skipped_parts") or {}).items():
-            notes.append(f"- {name} ({part}): skipped: {reason}")
-        load = s.get("load_average")
-        if load and s["status"] == "ok" and max(load) > 1.5 * report["machine"]["cores"]:
-            notes.append(f"- {name}: the machine was busy (load average {load[0]:.1f} -> {load[1]:.1f} on "
-                         f"{report['machine']['cores']} cores); its figures are noisier")
-    return notes
-
-
-def to_markdown(report: dict[str, Any]) -> str:
-    """``perf.md``: the header, the summary table, notes (skipped / failed sections), each section's own table."""
-    parts = ["# Performance suite", "", _header(report), "", summary_table(report)]
-    notes = _notes(report)
-    if notes:
-        parts += ["\n".join(notes), ""]
-    for name, s in report["sections"].items():
-        if s.get("markdown"):
-            parts += [f"## {name}", "", s["markdown"].rstrip("\n"), ""]
-    return "\n".join(parts).rstrip("\n") + "\n"
-
-
-def readme_block(report: dict[str, Any]) -> str:
-    """What goes between the README markers: header line, summary table, notes, the command."""
-    parts = [_header(report), "", summary_table(report).rstrip("\n")]
-    notes = _notes(report)
-    if notes:
-        parts += ["", "\n".join(notes)]
-    command = (
-        "Generated from `benchmarks/results/perf.json` by `python -m benchmarks.perf.suite --readme README.md` "
-        "(or `ess bench-perf`); `perf.md` next to it holds each section's own table."
-    )
-    parts += ["", command]
-    return "\n".join(parts) + "\n"
-
-
-def update_readme(path: str | os.PathLike, report: dict[str, Any]) -> None:
-    """Replace what lies between ``<!-- perf:begin -->`` and ``<!-- perf:end -->`` in ``path`` by
-    :func:`readme_block`; everything outside the markers stays byte for byte.
-
-    Raises:
-        ValueError: the markers are missing, repeated or out of order.
-    """
-    from benchmarks.readme import replace_section
-
-    replace_section(path, "perf", readme_block(report))
+__all__ = [
+    "FULL", "QUICK", "REPORT_NAME", "RUNNERS", "SECTIONS", "SuiteConfig", "failures", "figure", "figures",
+    "library_versions", "nlogn_exponent", "readme_block", "run_suite", "summary_table", "to_markdown",
+    "update_readme", "write_results",
+]

@@ -24,13 +24,15 @@ Before timing, a parity check runs both wrappers from the same weights and queue
 BatchNorm and every queue slot marked filled) on one small batch: the logits must agree, so the two
 sides really compute the same model.
 
-Usage: part of the suite, ``python -m benchmarks.perf.suite --only training``.
+Usage: part of the suite, ``ess bench-perf --only training``.
 """
 
 from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -209,8 +211,20 @@ def measure(
         torch.set_num_threads(default_threads)
 
 
-def _measure(*, device, size, batch, steps, warmup, queue, arch, bn_splits, diagnostics, seed) -> dict:
-    from training.losses import soft_info_nce
+def _measure(
+    *,
+    device: str,
+    size: int,
+    batch: int,
+    steps: int,
+    warmup: int,
+    queue: int,
+    arch: str,
+    bn_splits: int,
+    diagnostics: bool,
+    seed: int,
+) -> dict:
+    """:func:`measure` once the thread count is set (same arguments, checked)."""
     from training.trainer import TrainConfig
 
     dev = torch.device(device)
@@ -218,71 +232,11 @@ def _measure(*, device, size, batch, steps, warmup, queue, arch, bn_splits, diag
     hyper = {"dim": defaults.dim, "mlp_hidden": defaults.mlp_hidden, "m": defaults.moco_m, "T": defaults.temperature}
     parity = check_parity(arch, seed=seed, **hyper)
     lr = 0.03 * batch / 256
-
-    g = torch.Generator().manual_seed(seed)
-    im_q = torch.randn(batch, 3, size, size, generator=g).to(dev)  # (N, 3, S, S)
-    im_k = torch.randn(batch, 3, size, size, generator=g).to(dev)  # (N, 3, S, S)
-    n_views = 1 << 20  # view indices of the synthetic batches: step i shows views [i * batch, (i + 1) * batch)
-    pairs = np.stack([np.arange(0, n_views - 1, 2), np.arange(1, n_views, 2)], 1)  # views 2j and 2j+1 are positives
-    from training.positives import PositiveTable
-
-    positives = PositiveTable(pairs, np.full(len(pairs), 0.5), np.zeros(len(pairs), bool),
-                              np.zeros(n_views, np.int64)).to(dev)
-    im_p = im_k.roll(1, 0)  # (N, 3, S, S) the spatial partners' images
-
-    def ours_step(model, opt, step_index):
-        gen = torch.Generator(device=dev).manual_seed(seed * 1_000_003 + step_index)
-        views = (torch.arange(batch, device=dev) + step_index * batch) % n_views  # (N,)
-        ess = model.config.method.value != "moco"
-        logits, targets = model(im_q, im_k, view_q=views, view_k=views, im_p=im_p if ess else None,
-                                view_p=views ^ 1 if ess else None, positives=positives, generator=gen)
-        loss = soft_info_nce(logits, targets)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        return float(loss.detach())
-
-    def reference_step(model, opt, criterion):
-        logits, labels = model(im_q, im_k)
-        loss = criterion(logits, labels)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        return loss.item()
-
-    def sgd(model):
-        return torch.optim.SGD(model.parameters(), lr, momentum=defaults.momentum, weight_decay=defaults.weight_decay)
-
+    data = _SyntheticBatch.make(dev, batch=batch, size=size, seed=seed)
     torch.manual_seed(seed)
-    variants: dict[str, Any] = {}
-    specs = [("ours", bn_splits, "moco"), ("reference", None, None)]
-    if diagnostics:
-        specs += [("ours, bn_splits=1", 1, "moco"), ("ours, ess-mb", bn_splits, "ess-mb")]
-    for name, splits, method in specs:
-        if splits is None:
-            model = ReferenceMoCo(arch, K=queue, **hyper).to(dev).train()
-            opt, criterion = sgd(model), nn.CrossEntropyLoss().to(dev)
-            variants[name] = (lambda i, model=model, opt=opt, c=criterion: reference_step(model, opt, c))
-        else:
-            model = _ours(arch, K=queue, bn_splits=splits, method=method, **hyper).to(dev).train()
-            opt = sgd(model)
-            variants[name] = (lambda i, model=model, opt=opt: ours_step(model, opt, i))
-
-    times: dict[str, list[float]] = {name: [] for name in variants}
-    losses: dict[str, float] = {}
-    names = list(variants)
-    for i in range(warmup + steps):
-        order = names[i % len(names) :] + names[: i % len(names)]  # take turns going first
-        for name in order:
-            _sync(dev)
-            t0 = time.perf_counter()
-            losses[name] = variants[name](i)
-            _sync(dev)
-            if i >= warmup:
-                times[name].append(time.perf_counter() - t0)
-    bad = {k: v for k, v in losses.items() if not torch.isfinite(torch.tensor(v))}
-    if bad:
-        raise AssertionError(f"non-finite loss: {bad}")
+    variants = _variants(data, dev, arch=arch, queue=queue, bn_splits=bn_splits, diagnostics=diagnostics, hyper=hyper,
+                         lr=lr, momentum=defaults.momentum, weight_decay=defaults.weight_decay, seed=seed)
+    times, losses = _time_steps(variants, dev, steps=steps, warmup=warmup)
     median = {name: statistics.median(t) for name, t in times.items()}
     rows = [
         {
@@ -324,6 +278,134 @@ def _measure(*, device, size, batch, steps, warmup, queue, arch, bn_splits, diag
         "machine": machine_info(),
         "results": rows,
     }
+
+
+
+@dataclass(frozen=True)
+class _SyntheticBatch:
+    """The batch every timed step trains on, already on the device.
+
+    Attributes:
+        im_q: float32 (N, 3, S, S) query images (random, normalised).
+        im_k: float32 (N, 3, S, S) key images.
+        im_p: float32 (N, 3, S, S) the spatial partners' images (``im_k`` rolled by one).
+        positives: the positives of ``n_views`` views: views 2j and 2j+1 are positives (weight 0.5).
+        n_views: number of view indices; step i shows views [i * N, (i + 1) * N) modulo it.
+    """
+
+    im_q: Tensor
+    im_k: Tensor
+    im_p: Tensor
+    positives: Any
+    n_views: int
+
+    @classmethod
+    def make(cls, dev: torch.device, *, batch: int, size: int, seed: int) -> _SyntheticBatch:
+        """Images from a generator seeded with ``seed`` (the global torch generator is left alone)."""
+        from training.positives import PositiveTable
+
+        g = torch.Generator().manual_seed(seed)
+        im_q = torch.randn(batch, 3, size, size, generator=g).to(dev)  # (N, 3, S, S)
+        im_k = torch.randn(batch, 3, size, size, generator=g).to(dev)  # (N, 3, S, S)
+        n_views = 1 << 20  # view indices of the synthetic batches: step i shows views [i * batch, (i + 1) * batch)
+        pairs = np.stack([np.arange(0, n_views - 1, 2), np.arange(1, n_views, 2)], 1)  # views 2j and 2j+1 are positives
+        positives = PositiveTable(pairs, np.full(len(pairs), 0.5), np.zeros(len(pairs), bool),
+                                  np.zeros(n_views, np.int64)).to(dev)
+        im_p = im_k.roll(1, 0)  # (N, 3, S, S) the spatial partners' images
+        return cls(im_q=im_q, im_k=im_k, im_p=im_p, positives=positives, n_views=n_views)
+
+
+def _variants(
+    data: _SyntheticBatch,
+    dev: torch.device,
+    *,
+    arch: str,
+    queue: int,
+    bn_splits: int,
+    diagnostics: bool,
+    hyper: dict[str, Any],
+    lr: float,
+    momentum: float,
+    weight_decay: float,
+    seed: int,
+) -> dict[str, Callable[[int], float]]:
+    """The models to time, each as one training step: step index -> the step's loss.
+
+    Builds them on ``dev`` in order (ours, the reference, then the diagnostics) from the global torch
+    generator, which the caller seeds. ``hyper`` holds dim, mlp_hidden, m and T; SGD uses ``lr``, ``momentum`` and
+    ``weight_decay``; ours seeds each step's generator from (``seed``, step).
+    """
+    from training.losses import soft_info_nce
+
+    batch = len(data.im_q)
+    im_q, im_k, im_p, positives, n_views = data.im_q, data.im_k, data.im_p, data.positives, data.n_views
+
+    def ours_step(model, opt, step_index):
+        gen = torch.Generator(device=dev).manual_seed(seed * 1_000_003 + step_index)
+        views = (torch.arange(batch, device=dev) + step_index * batch) % n_views  # (N,)
+        ess = model.config.method.value != "moco"
+        logits, targets = model(im_q, im_k, view_q=views, view_k=views, im_p=im_p if ess else None,
+                                view_p=views ^ 1 if ess else None, positives=positives, generator=gen)
+        loss = soft_info_nce(logits, targets)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return float(loss.detach())
+
+    def reference_step(model, opt, criterion):
+        logits, labels = model(im_q, im_k)
+        loss = criterion(logits, labels)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return loss.item()
+
+    def sgd(model):
+        return torch.optim.SGD(model.parameters(), lr, momentum=momentum, weight_decay=weight_decay)
+
+    variants: dict[str, Any] = {}
+    specs = [("ours", bn_splits, "moco"), ("reference", None, None)]
+    if diagnostics:
+        specs += [("ours, bn_splits=1", 1, "moco"), ("ours, ess-mb", bn_splits, "ess-mb")]
+    for name, splits, method in specs:
+        if splits is None:
+            model = ReferenceMoCo(arch, K=queue, **hyper).to(dev).train()
+            opt, criterion = sgd(model), nn.CrossEntropyLoss().to(dev)
+            variants[name] = (lambda i, model=model, opt=opt, c=criterion: reference_step(model, opt, c))
+        else:
+            model = _ours(arch, K=queue, bn_splits=splits, method=method, **hyper).to(dev).train()
+            opt = sgd(model)
+            variants[name] = (lambda i, model=model, opt=opt: ours_step(model, opt, i))
+    return variants
+
+
+def _time_steps(
+    variants: dict[str, Callable[[int], float]], dev: torch.device, *, steps: int, warmup: int
+) -> tuple[dict[str, list[float]], dict[str, float]]:
+    """Run ``warmup + steps`` steps of every variant, taking turns going first; time each after the warm-up.
+
+    Returns:
+        Per variant, the seconds of each timed step and the last step's loss.
+
+    Raises:
+        AssertionError: a last loss is not finite.
+    """
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    losses: dict[str, float] = {}
+    names = list(variants)
+    for i in range(warmup + steps):
+        order = names[i % len(names) :] + names[: i % len(names)]  # take turns going first
+        for name in order:
+            _sync(dev)
+            t0 = time.perf_counter()
+            losses[name] = variants[name](i)
+            _sync(dev)
+            if i >= warmup:
+                times[name].append(time.perf_counter() - t0)
+    bad = {k: v for k, v in losses.items() if not torch.isfinite(torch.tensor(v))}
+    if bad:
+        raise AssertionError(f"non-finite loss: {bad}")
+    return times, losses
 
 
 def to_markdown(report: dict) -> str:

@@ -58,7 +58,8 @@ def summarise_dataset(folder: Path) -> dict[str, Any]:
 
 
 def summarise_mesh(path: Path, up: str) -> dict[str, Any]:
-    from envsim.scenes.scene import UpAxis, load_scene
+    from envsim.scenes.load import load_scene
+    from envsim.scenes.scene import UpAxis
 
     scene = load_scene(path, up=UpAxis(up))
     b = scene.bounds

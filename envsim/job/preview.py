@@ -114,7 +114,7 @@ def write_previews(folder: str | Path, out: str | Path | None = None, *, count: 
     Raises:
         ValueError: not a dataset folder, or no finished shard.
     """
-    from envsim.job.dataset import load_nav, safe_name
+    from envsim.job.worker import load_nav, safe_name
     from envsim.store.shards import read_manifest, read_shard
 
     folder = Path(folder)

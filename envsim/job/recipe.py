@@ -26,9 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from envsim.camera import parse_size
-
 import tomllib
+
+from envsim.camera import parse_size
 
 REST = "rest"
 """A split given as ``"rest"`` holds every scene no other split names."""

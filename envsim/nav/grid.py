@@ -1,73 +1,43 @@
-"""Navigable space of a scene, computed from its triangle mesh alone (no navmesh needed).
+"""Navigable space of a scene as a grid: walkable cells with their floor heights, geodesics and paths.
 
-The scene is sampled on a regular (x, z) grid, one cell of ``cell_size`` metres per sample, in the Y-up
-world frame. A cell is *walkable* when an agent (a vertical cylinder of ``agent_radius`` and
-``agent_height``, Habitat-Sim's defaults) can stand on its floor:
-
-1. **Floors.** A vertical ray is cast down through every cell centre from above the scene and *all* its hits
-   are listed (Open3D ``RaycastingScene.list_intersections``), so ceilings and roofs do not hide the floors
-   below them. A hit is a candidate floor when its triangle's normal lies within ``max_slope_deg`` of +Y
-   (``|n_y|`` is used: assets come with either winding). A candidate is walkable when the next surface above
-   it (the previous hit along the downward ray) is at least ``agent_height`` higher. Each cell keeps its
-   *lowest* walkable candidate.
-2. **Walls.** Vertical surfaces are invisible to vertical rays (single-sheet walls of scanned meshes most of
-   all), so short horizontal rays join the centres of neighbouring cells at several heights between
-   ``max_climb`` and ``agent_height`` above the floor; a hit means a wall, a table leg or the side of a solid
-   lies between the two cells. Neighbouring cells whose floors differ by more than ``max_climb`` (a ledge, a
-   step too high) are a boundary too.
-3. **Clearance.** Cells closer than ``agent_radius`` to a cell with no floor, to a wall or to a ledge are
-   removed (Euclidean distance transforms).
-4. **Islands.** Walkable cells are joined 8-connected (neighbouring floors must differ by at most
-   ``max_climb``; a diagonal move needs the whole 2x2 block of cells around it walkable, so paths never cut
-   a wall's corner) and, with ``largest_island``, only the largest connected island is kept, which drops
-   table tops, wall tops, roofs and the insides of closed solids.
+A :class:`NavGrid` samples the floor on a regular (x, z) grid, one cell of ``cell_size`` metres per sample, in
+the Y-up world frame: which cells an agent can stand on and the floor height of each. Walkable cells are
+joined 8-connected (neighbouring floors must differ by at most ``max_climb``; a diagonal move needs the whole
+2x2 block of cells around it walkable, so paths never cut a wall's corner); islands are the connected
+components of that graph.
 
 Geodesics are Dijkstra on that graph (:mod:`scipy.sparse.csgraph`); paths are then shortened by
 line-of-sight string pulling so they run straight across open floors as on a navmesh.
 
-Limitations: one floor per cell, the lowest, so a multi-storey scene keeps its ground level only; features
-smaller than a cell (thin rails, narrow gaps) are resolved to a cell at best; the clearance test measures
-distances between cell centres, so walkable borders are accurate to about half a cell.
+Grids come from a scene's triangle mesh (:func:`envsim.nav.build.build_navgrid`, with a :class:`NavConfig`)
+or from its Habitat navmesh (:func:`envsim.nav.navmesh.navmesh_to_grid`); :meth:`NavGrid.save` and
+:meth:`NavGrid.load` keep them as ``.npz`` files.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import logging
 import math
 import os
-import time
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
 import numpy as np
-from scipy import ndimage
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components, dijkstra
 
 from envsim.provenance import atomic_write
 
-log = logging.getLogger(__name__)
-
 NAVGRID_FORMAT = "envsim-navgrid/1"
 """The ``format`` entry of a saved grid."""
 
 MAX_CELLS = 40_000_000
-"""Largest grid :func:`build_navgrid` accepts (about 1.3 GB of working memory)."""
+"""Largest grid :func:`~envsim.nav.build.build_navgrid` accepts (about 1.3 GB of working memory)."""
 
-_RAY_OFFSET = (0.01234567, 0.03141593)
-"""Vertical rays run this fraction of a cell off the cell centre (x, z), so that rays through the centres of
-axis-aligned assets do not graze triangle edges and vertices exactly."""
-
-_SURFACE_MERGE_EPS = 1e-4
-"""Hits closer than this along one ray (metres) are one surface (shared edges, coplanar faces)."""
-
-_PROBE_SPACING = 0.25
-"""Largest vertical spacing in metres between the horizontal wall probes."""
-
-_HEIGHT_EPS = 1e-6
+HEIGHT_EPS = 1e-6
+"""Slack in metres added to ``max_climb`` when floor heights are compared (float32 rounding)."""
 
 
 @dataclass(frozen=True)
@@ -256,7 +226,7 @@ class NavGrid:
         if not np.all(self.walkable[rows, cols]):
             return False
         h = self.height[rows, cols]
-        return bool(np.all(h.max(axis=1) - h.min(axis=1) <= self.max_climb + _HEIGHT_EPS))
+        return bool(np.all(h.max(axis=1) - h.min(axis=1) <= self.max_climb + HEIGHT_EPS))
 
     # ------------------------------------------------------------------ connectivity
 
@@ -545,12 +515,12 @@ def _cell_edges(
         ok = walkable[r0, c0] & walkable[r1, c1]
         dh = height[r1, c1] - height[r0, c0]
         with np.errstate(invalid="ignore"):
-            ok &= np.abs(dh) <= max_climb + _HEIGHT_EPS
+            ok &= np.abs(dh) <= max_climb + HEIGHT_EPS
         if dr and dc:  # the whole 2x2 block, side cells (r, c + dc) and (r + dr, c) included
             ok &= walkable[r0, c1] & walkable[r1, c0]
             block = np.stack([height[r0, c0], height[r1, c1], height[r0, c1], height[r1, c0]])
             with np.errstate(invalid="ignore"):
-                ok &= block.max(axis=0) - block.min(axis=0) <= max_climb + _HEIGHT_EPS
+                ok &= block.max(axis=0) - block.min(axis=0) <= max_climb + HEIGHT_EPS
         rr, cc = np.nonzero(ok)
         src = np.stack([rr + r0.start, cc + c0.start], axis=1)
         dst = src + np.array([dr, dc])
@@ -561,179 +531,4 @@ def _cell_edges(
     return np.concatenate(srcs), np.concatenate(dsts), np.concatenate(ws)
 
 
-def _floor_like(vertices: np.ndarray, faces: np.ndarray, prim: np.ndarray, max_slope_deg: float) -> np.ndarray:
-    """Whether triangles ``prim`` (K,) are within ``max_slope_deg`` of horizontal, either side up: bool (K,)."""
-    uniq, inverse = np.unique(prim, return_inverse=True)
-    tri = vertices[faces[uniq]]  # (U, 3, 3)
-    normal = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
-    norm = np.linalg.norm(normal, axis=1)
-    cos_up = np.abs(normal[:, 1]) / np.maximum(norm, 1e-300)  # 0 for degenerate triangles
-    return (cos_up >= math.cos(math.radians(max_slope_deg)) - 1e-9)[inverse.reshape(-1)]
-
-
-def build_navgrid(vertices: np.ndarray, faces: np.ndarray, *, config: NavConfig = NavConfig()) -> NavGrid:
-    """The navigable space of a triangle mesh (see the module docstring for the method).
-
-    Args:
-        vertices: (V, 3) float world positions in metres, Y up.
-        faces: (F, 3) int vertex indices.
-        config: agent and grid settings.
-
-    Returns:
-        The grid over the mesh's (x, z) bounding box.
-
-    Raises:
-        ValueError: on malformed input, a grid over :data:`MAX_CELLS` cells, or a scene without navigable
-            area.
-    """
-    import open3d as o3d
-
-    t0 = time.perf_counter()
-    vertices = np.asarray(vertices, dtype=np.float64)
-    faces = np.asarray(faces)
-    if vertices.ndim != 2 or vertices.shape[1] != 3 or vertices.shape[0] == 0:
-        raise ValueError(f"vertices must be a non-empty (V, 3) array, got shape {vertices.shape}")
-    if not np.all(np.isfinite(vertices)):
-        raise ValueError("vertices contain nan or inf; clean the mesh before building its navigable space")
-    if faces.ndim != 2 or faces.shape[1] != 3 or faces.shape[0] == 0 or not np.issubdtype(faces.dtype, np.integer):
-        raise ValueError(f"faces must be a non-empty (F, 3) integer array, got {faces.dtype} {faces.shape}")
-    if faces.min() < 0 or faces.max() >= vertices.shape[0]:
-        raise ValueError(f"faces index vertices outside [0, {vertices.shape[0]}); check the mesh")
-    cell = config.cell_size
-
-    lo, hi = vertices.min(axis=0), vertices.max(axis=0)
-    nx = max(1, math.ceil((hi[0] - lo[0]) / cell - 1e-9))
-    nz = max(1, math.ceil((hi[2] - lo[2]) / cell - 1e-9))
-    if nx * nz > MAX_CELLS:
-        raise ValueError(
-            f"a {hi[0] - lo[0]:.1f} m x {hi[2] - lo[2]:.1f} m scene at cell_size={cell} m needs {nx * nz:,} cells "
-            f"(at most {MAX_CELLS:,}); increase cell_size or check the scene's units"
-        )
-    origin = np.array([lo[0] + cell / 2, lo[2] + cell / 2])
-
-    scene = o3d.t.geometry.RaycastingScene()
-    v32 = vertices.astype(np.float32)
-    scene.add_triangles(o3d.core.Tensor(v32), o3d.core.Tensor(np.ascontiguousarray(faces, dtype=np.uint32)))
-
-    # 1. Floors: all hits of one downward ray per cell.
-    top = hi[1] + 1.0
-    rows, cols = np.mgrid[0:nz, 0:nx]
-    rays = np.zeros((nz * nx, 6), dtype=np.float32)
-    rays[:, 0] = origin[0] + (cols.ravel() + _RAY_OFFSET[0]) * cell
-    rays[:, 1] = top
-    rays[:, 2] = origin[1] + (rows.ravel() + _RAY_OFFSET[1]) * cell
-    rays[:, 4] = -1.0
-    hits = scene.list_intersections(o3d.core.Tensor(rays))
-    ray_id = hits["ray_ids"].numpy().astype(np.int64)
-    t_hit = hits["t_hit"].numpy().astype(np.float64)
-    prim = hits["primitive_ids"].numpy().astype(np.int64)
-    order = np.lexsort((t_hit, ray_id))  # by ray, then top to bottom
-    ray_id, t_hit, prim = ray_id[order], t_hit[order], prim[order]
-    y_hit = top - t_hit
-    floor_like = _floor_like(vertices, faces, prim, config.max_slope_deg)  # per hit
-
-    # Merge coincident hits into surfaces.
-    new_surface = np.ones(ray_id.size, dtype=bool)
-    new_surface[1:] = (ray_id[1:] != ray_id[:-1]) | (t_hit[1:] - t_hit[:-1] > _SURFACE_MERGE_EPS)
-    surf = np.cumsum(new_surface) - 1  # surface index of each hit
-    n_surf = int(surf[-1]) + 1 if surf.size else 0
-    surf_first = np.flatnonzero(new_surface)
-    surf_ray = ray_id[surf_first]
-    surf_y = y_hit[surf_first]
-    surf_floor = np.bincount(surf, weights=floor_like, minlength=n_surf) > 0
-    headroom = np.full(n_surf, np.inf)
-    same_ray = surf_ray[1:] == surf_ray[:-1]
-    headroom[1:][same_ray] = surf_y[:-1][same_ray] - surf_y[1:][same_ray]
-    stand = surf_floor & (headroom >= config.agent_height)
-    # The lowest standable surface per ray: the last one in top-to-bottom order.
-    idx = np.flatnonzero(stand)
-    last = np.ones(idx.size, dtype=bool)
-    last[:-1] = surf_ray[idx[1:]] != surf_ray[idx[:-1]]
-    idx = idx[last]
-    height = np.full(nz * nx, np.nan)
-    height[surf_ray[idx]] = surf_y[idx]
-    height = height.reshape(nz, nx)
-    floor = np.isfinite(height)
-    if not np.any(floor):
-        raise ValueError(
-            "the scene has no navigable area: no upward-facing surface with "
-            f"{config.agent_height} m of headroom; check the up axis (--up) and the units (metres)"
-        )
-
-    # 2. Boundaries between neighbouring floors: ledges and walls.
-    boundary = np.zeros((nz, nx), dtype=bool)
-    probe_src, probe_dst = [], []
-    for dr, dc in ((0, 1), (1, 0), (1, 1), (1, -1)):
-        a = (slice(0, nz - dr), slice(max(0, -dc), nx - max(0, dc)))
-        b = (slice(dr, nz), slice(max(0, dc), nx + min(0, dc)))
-        both = floor[a] & floor[b]
-        with np.errstate(invalid="ignore"):
-            ledge = both & (np.abs(height[a] - height[b]) > config.max_climb + _HEIGHT_EPS)
-        boundary[a] |= ledge
-        boundary[b] |= ledge
-        if dr == 0 or dc == 0:  # walls are probed between 4-neighbours
-            rr, cc = np.nonzero(both & ~ledge)
-            src = np.stack([rr + a[0].start, cc + a[1].start], axis=1)
-            probe_src.append(src)
-            probe_dst.append(src + np.array([dr, dc]))
-    src = np.concatenate(probe_src)
-    dst = np.concatenate(probe_dst)
-    if src.size:
-        n_levels = max(2, math.ceil((config.agent_height - config.max_climb) / _PROBE_SPACING) + 1)
-        margin = min(0.01, (config.agent_height - config.max_climb) / 4)
-        levels = np.linspace(config.max_climb + margin, config.agent_height - margin, n_levels)
-        base = np.maximum(height[src[:, 0], src[:, 1]], height[dst[:, 0], dst[:, 1]])  # (E,)
-        e = src.shape[0]
-        probes = np.empty((levels.size, e, 6), dtype=np.float32)
-        probes[..., 0] = origin[0] + (src[:, 1] + _RAY_OFFSET[0]) * cell
-        probes[..., 1] = base[None] + levels[:, None]
-        probes[..., 2] = origin[1] + (src[:, 0] + _RAY_OFFSET[1]) * cell
-        probes[..., 3] = (dst[:, 1] - src[:, 1]) * cell
-        probes[..., 4] = 0.0
-        probes[..., 5] = (dst[:, 0] - src[:, 0]) * cell
-        t_probe = scene.cast_rays(o3d.core.Tensor(probes.reshape(-1, 6)))["t_hit"].numpy().reshape(levels.size, e)
-        wall = np.any(t_probe <= 1.0, axis=0)  # (E,)
-        boundary[src[wall, 0], src[wall, 1]] = True
-        boundary[dst[wall, 0], dst[wall, 1]] = True
-
-    # 3. Clearance: distance from cell centres to the nearest cell without floor (whose border lies about half
-    # a cell closer) and to the nearest boundary cell (the wall or ledge lies about half a cell beyond it).
-    r = config.agent_radius
-    free = np.pad(floor, 1, constant_values=False)
-    d_void = ndimage.distance_transform_edt(free)[1:-1, 1:-1] * cell
-    walkable = floor & ~boundary & (d_void >= r + cell / 2 - 1e-9)
-    if np.any(boundary):
-        d_edge = ndimage.distance_transform_edt(~boundary) * cell
-        walkable &= d_edge >= r - cell / 2 - 1e-9
-
-    grid = NavGrid(
-        origin=origin,
-        cell_size=cell,
-        walkable=walkable,
-        height=height.astype(np.float32),
-        max_climb=config.max_climb,
-        config=config,
-    )
-    if not np.any(walkable):
-        raise ValueError(
-            f"the scene has no navigable area once {r} m of clearance is kept from walls and ledges; "
-            "lower agent_radius or cell_size"
-        )
-
-    # 4. Islands.
-    if config.largest_island:
-        n_islands, labels = grid.islands()
-        if n_islands > 1:
-            grid = dataclasses.replace(grid, walkable=labels == 0)
-    log.info(
-        "navigable grid %dx%d at %.3f m: %.1f m2 walkable in %.2f s",
-        nz,
-        nx,
-        cell,
-        grid.area_m2,
-        time.perf_counter() - t0,
-    )
-    return grid
-
-
-__all__ = ["NAVGRID_FORMAT", "NavConfig", "NavGrid", "build_navgrid"]
+__all__ = ["NAVGRID_FORMAT", "NavConfig", "NavGrid"]

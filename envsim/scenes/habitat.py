@@ -506,7 +506,8 @@ def load_stage(stage: Stage, *, labels: dict[str, dict[str, str]] | None = None)
 
     from envsim.provenance import file_sha256
     from envsim.scenes import annotations as ann
-    from envsim.scenes.scene import UpAxis, load_scene
+    from envsim.scenes.load import load_scene
+    from envsim.scenes.scene import UpAxis
 
     scene = load_scene(stage.render_asset, up=UpAxis.Y, name=stage.name)
     rot = frame_rotation(stage.up, stage.front)

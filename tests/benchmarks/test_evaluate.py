@@ -12,24 +12,24 @@ import pytest
 import torch
 from PIL import Image
 
-from ess import bench as bench_cli
 from benchmarks.evaluation.compare import compare_runs, comparison_markdown, write_comparison
 from benchmarks.evaluation.evaluate import (
     REPRESENTATIONS,
     SETTINGS,
-    room_warnings,
     BenchConfig,
     LeakageError,
     evaluate_run,
     read_report,
+    room_warnings,
     write_report,
 )
-from ess.args import UserError
-from envsim.job.dataset import DatasetConfig, render_dataset, resolve_sources
-from envsim.store.reader import DatasetReader
-from envsim.render.renderer import RenderConfig
-from envsim.store.splits import view_splits
+from envsim.job import DatasetConfig, render_dataset, resolve_sources
 from envsim.nav.trajectory import TrajectoryConfig
+from envsim.render.renderer import RenderConfig
+from envsim.store.reader import DatasetReader
+from envsim.store.splits import view_splits
+from ess import bench as bench_cli
+from ess.args import UserError
 from training.encoder import load_encoder, state_digest
 from training.resnet import build_resnet
 

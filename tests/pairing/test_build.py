@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from envsim.camera import quat_to_matrix
-from ess.main import main
-from envsim.job.dataset import DatasetConfig, render_dataset, resolve_sources
-from envsim.render.renderer import RenderConfig
+from envsim.job import DatasetConfig, render_dataset, resolve_sources
 from envsim.nav.trajectory import TrajectoryConfig
+from envsim.render.renderer import RenderConfig
+from ess.main import main
 from pairing.build import PairConfig, PositiveRule, build_pairs, positives_per_view
 from pairing.loader import PartnerSampling, SpatialPairs, iter_batches
 from pairing.similarity import SimilarityConfig

@@ -8,10 +8,9 @@ import open3d as o3d
 import pytest
 import trimesh
 
-from tests.conftest import room_with_furniture
-
 from envsim.camera import camera_rays, make_intrinsics, pose_matrix, quat_from_yaw_pitch_roll, quat_to_matrix
 from pairing.covisibility import CovisibilityConfig, covisibility, covisibility_pairs
+from tests.conftest import room_with_furniture
 
 W, H = 128, 96  # not square: catches swapped axes
 INTR = make_intrinsics(width=W, height=H, hfov_deg=90.0)  # fx = fy = 64 px, cx = 63.5, cy = 47.5

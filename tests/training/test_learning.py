@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 
 from benchmarks.evaluation.probes import knn_classify
-from envsim.job.dataset import DatasetConfig, render_dataset, resolve_sources
-from envsim.store.reader import DatasetReader
-from envsim.render.renderer import RenderConfig
-from envsim.store.splits import view_splits
+from envsim.job import DatasetConfig, render_dataset, resolve_sources
 from envsim.nav.trajectory import TrajectoryConfig
+from envsim.render.renderer import RenderConfig
+from envsim.store.reader import DatasetReader
+from envsim.store.splits import view_splits
 from pairing.build import PairConfig, build_pairs
 from training.encoder import embed, load_encoder, random_encoder
 from training.trainer import TrainConfig, train

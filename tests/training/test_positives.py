@@ -62,9 +62,9 @@ def test_empty_table_and_validation():
 def test_table_follows_the_pairs_files_rule(tmp_path):
     """Under ``--positive both`` the table holds exactly the pairs the file marks positive: a pair within the
     distance gate that fails covisibility is no positive of the batch or the queue either."""
-    from envsim.job.dataset import DatasetConfig, render_dataset, resolve_sources
-    from envsim.render.renderer import RenderConfig
+    from envsim.job import DatasetConfig, render_dataset, resolve_sources
     from envsim.nav.trajectory import TrajectoryConfig
+    from envsim.render.renderer import RenderConfig
     from pairing.build import PairConfig, PositiveRule, build_pairs
     from pairing.store import read_pairs
 

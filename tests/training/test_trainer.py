@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from envsim.job.dataset import DatasetConfig, render_dataset, resolve_sources
-from envsim.render.renderer import RenderConfig
+from envsim.job import DatasetConfig, render_dataset, resolve_sources
 from envsim.nav.trajectory import TrajectoryConfig
+from envsim.render.renderer import RenderConfig
 from pairing.build import PairConfig, build_pairs
 from training.encoder import load_encoder
 from training.trainer import TrainConfig, TrainError, train
