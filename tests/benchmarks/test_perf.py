@@ -152,3 +152,16 @@ def test_bad_input():
         perf.SuiteConfig(train_cpu_batch=12)
     with pytest.raises(SystemExit):
         ess(["bench-perf", "--only", "nope"])
+
+
+def test_bench_perf_table_writes_one_benchmarks_report(tmp_path, capsys):
+    """``ess bench-perf --table pairs``: the pair benchmark's own table, JSON + Markdown, printed."""
+    import json
+
+    args = ["bench-perf", "--table", "pairs", "--sizes", "300", "600", "--views-per-scene", "300", "--brute-max", "600",
+            "--out", str(tmp_path)]
+    assert ess(args) == 0
+    report = json.loads((tmp_path / "pairs.json").read_text())
+    assert (tmp_path / "pairs.md").read_text() in capsys.readouterr().out
+    assert [row["views"] for row in report["results"]] == [300, 600] and all(r["brute_matches"] for r in report["results"])
+    assert ess(["bench-perf", "--table", "pairs", "--sizes", "1", "--out", str(tmp_path)]) == 2
