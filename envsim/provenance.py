@@ -7,9 +7,10 @@ Every layer uses these (the render job, pairs, training runs, benchmark reports)
   per-scene randomness depends on (seed, scene) and on nothing else.
 - :func:`to_jsonable`: dataclasses, enums, tuples, numpy values as plain JSON values; ``finite=True``
   also turns NaN and infinity into None (strict JSON).
-- :func:`atomic_write`: write a file under a temporary name next to it and rename it into place, so a
-  reader never sees half a file; a failure leaves neither the file nor the temporary behind and says, in
-  one line, why (:func:`write_error`).
+- :func:`atomic_write`: write a file under a temporary name next to it and rename it into place
+  (:func:`durable_replace`: the file is flushed to the disk before the rename and the folder after it, so
+  a power cut leaves the old file or the new one, never an empty one), so a reader never sees half a file; a
+  failure leaves neither the file nor the temporary behind and says, in one line, why (:func:`write_error`).
 """
 
 from __future__ import annotations
@@ -100,6 +101,30 @@ def temporary_path(path: str | os.PathLike, *, unique: bool = False) -> Path:
     return path.with_name(path.name + ".partial")
 
 
+def durable_replace(tmp: str | os.PathLike, path: str | os.PathLike) -> None:
+    """Rename the finished file ``tmp`` onto ``path`` durably: ``fsync`` the file, rename it, ``fsync`` the folder.
+
+    Raises:
+        OSError: as ``os.replace`` (the caller names the file).
+    """
+    fd = os.open(tmp, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    try:
+        dir_fd = os.open(Path(path).parent, os.O_RDONLY)
+    except OSError:  # a folder that cannot be opened (some platforms): the rename itself stands
+        return
+    try:
+        os.fsync(dir_fd)
+    except OSError:
+        pass  # file systems that cannot sync a directory (some network mounts)
+    finally:
+        os.close(dir_fd)
+
+
 def atomic_write(path: str | os.PathLike, content: bytes | str | Callable[[Path], None], *, unique: bool = False) -> None:
     """Write ``path`` through a temporary file in the same folder, renamed into place only when complete.
 
@@ -122,7 +147,7 @@ def atomic_write(path: str | os.PathLike, content: bytes | str | Callable[[Path]
         else:
             with open(tmp, "xb" if unique else "wb") as f:
                 f.write(content.encode("utf-8") if isinstance(content, str) else content)
-        os.replace(tmp, path)
+        durable_replace(tmp, path)
     except BaseException as exc:
         try:
             tmp.unlink(missing_ok=True)

@@ -19,7 +19,7 @@ def code_version() -> str:
             capture_output=True, text=True, timeout=5, check=True,
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no", "--", "envsim", "pairing", "training"],
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no", "--", "envsim", "pairing", "training", "benchmarks", "ess"],
             capture_output=True, text=True, timeout=5, check=True,
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):

@@ -54,11 +54,9 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise UserError(str(exc)) from exc
     out = Path(args.out) if args.out else reader.folder / PAIRS_NAME
-    if args.force:
-        out.unlink(missing_ok=True)
     try:
         with tqdm(total=len(reader), unit="view", desc="pair", disable=args.no_progress, file=sys.stderr) as bar:
-            path = build_pairs(args.folder, config=config, out=out, progress=bar.update)
+            path = build_pairs(args.folder, config=config, out=out, progress=bar.update, force=args.force)
     except ValueError as exc:
         raise UserError(str(exc)) from exc
     from pairing.build import positives_per_view

@@ -25,6 +25,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="folder of perf.json + perf.md (or the table's JSON + Markdown) (default benchmarks/results)")
     p.add_argument("--merge", action="store_true",
                    help="keep the sections of OUT/perf.json that this run does not measure")
+    p.add_argument("--allow-dirty", action="store_true",
+                   help="measure code with uncommitted changes (refused otherwise; the table then says so)")
     p.add_argument("--readme", metavar="PATH",
                    help="rewrite the table between <!-- perf:begin --> and <!-- perf:end --> in PATH (README.md)")
     p.add_argument("--no-run", action="store_true",
@@ -101,7 +103,8 @@ def run(args: argparse.Namespace) -> int:
             def progress(name: str) -> None:
                 print(f"== {name}", file=sys.stderr, flush=True)
 
-            report = suite.run_suite(quick=args.quick, out=out, only=args.only, merge=args.merge, progress=progress)
+            report = suite.run_suite(quick=args.quick, out=out, only=args.only, merge=args.merge, progress=progress,
+                                     allow_dirty=args.allow_dirty)
         print(suite.to_markdown(report), end="")
         if args.readme:
             suite.update_readme(args.readme, report)

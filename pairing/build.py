@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from envsim.lock import FolderLock
 from envsim.provenance import derive_rng, to_jsonable
 from envsim.store.reader import DatasetReader
 from envsim.version import code_version
@@ -101,24 +102,38 @@ def build_pairs(
     config: PairConfig,
     out: str | os.PathLike | None = None,
     progress: Callable[[int], None] | None = None,
+    force: bool = False,
 ) -> Path:
-    """Build the pairs file of a rendered dataset.
+    """Build the pairs file of a rendered dataset, holding ``.ess-pair.lock`` in its folder meanwhile.
 
     Args:
         folder: a finished ``ess render`` output folder.
         config: pairing settings.
         out: the pairs file (default ``<folder>/pairs.h5``).
         progress: called with the number of views finished after each scene.
+        force: rebuild even when ``out`` holds pairs of other settings.
 
     Returns:
         The path of the pairs file. When a file built from the same dataset and config exists, it is
-        kept as it is.
+        kept as it is (unless ``force``).
 
     Raises:
-        ValueError: not a finished dataset, or ``out`` holds pairs of another dataset or config.
+        ValueError: not a finished dataset, ``out`` holds pairs of another dataset or config (without
+            ``force``), or another ``ess pair`` is writing into the folder (:class:`envsim.lock.LockedError`).
     """
     reader = DatasetReader(folder)
     out = Path(out) if out is not None else reader.folder / PAIRS_NAME
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with FolderLock(out.parent, PAIR_LOCK_NAME, what="ess pair", advice="wait for it to finish"):
+        if force:
+            out.unlink(missing_ok=True)
+        return _build_locked(reader, out, config=config, progress=progress)
+
+
+PAIR_LOCK_NAME = ".ess-pair.lock"
+
+
+def _build_locked(reader: DatasetReader, out: Path, *, config: PairConfig, progress) -> Path:
     cfg_json = to_jsonable(config)
     dataset_sha = reader.manifest_sha256()
     if out.exists():

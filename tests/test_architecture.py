@@ -13,7 +13,7 @@ PACKAGES = ("envsim", "pairing", "training", "benchmarks", "ess")
 
 # layer of a module -> layers it may import (a module may always import its own layer's siblings)
 ALLOWED = {
-    "core": {"core"},
+    "core": {"core"},  # camera, provenance, version, lock
     "scenes": {"core", "scenes"},
     "nav": {"core", "scenes", "nav"},
     "store": {"core", "store"},

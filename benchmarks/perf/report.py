@@ -35,6 +35,24 @@ def figures(report: dict[str, Any]) -> list[dict[str, Any]]:
     return [f for s in report["sections"].values() for f in s.get("figures", [])]
 
 
+def failed_checks(obj: Any, path: str = "") -> list[str]:
+    """Every check flag of a benchmark report that came out false: a key ending in ``_match`` or ``_matches``
+    whose value is False, at any depth, as ``path.to.key`` (with the ``*_check`` text next to it when there is one)."""
+    out = []
+    if isinstance(obj, dict):
+        for key, value in obj.items():
+            where = f"{path}.{key}" if path else str(key)
+            if (key.endswith("_match") or key.endswith("_matches")) and value is False:
+                why = obj.get(key.rsplit("_", 1)[0] + "_check")
+                out.append(where + (f" ({why})" if why else ""))
+            else:
+                out += failed_checks(value, where)
+    elif isinstance(obj, list):
+        for i, value in enumerate(obj):
+            out += failed_checks(value, f"{path}[{i}]")
+    return out
+
+
 def failures(report: dict[str, Any]) -> list[str]:
     """Sections that failed, as 'name: error' lines."""
     return [f"{name}: {s.get('error')}" for name, s in report["sections"].items() if s["status"] == "error"]
@@ -60,14 +78,16 @@ def _num(value: float | None) -> str:
 def summary_table(report: dict[str, Any]) -> str:
     """The one table of every figure: value, same-run reference, ratio, target, pass."""
     lines = [
-        "| section | figure | value | reference (same run) | ratio | target | pass |",
+        "| section | figure | value | reference (measured in the same run unless marked extrapolated) | ratio | target | pass |",
         "| --- | --- | ---: | --- | ---: | --- | --- |",
     ]
     for f in figures(report):
         verdict = "-" if f["pass"] is None else "yes" if f["pass"] else "**no**"
         unit = f" {f['unit']}" if f["unit"] else ""
+        merged = (report["sections"].get(f["section"]) or {}).get("merged_from_run")
+        name = f"{f['section']} (merged: run of {merged})" if merged else f["section"]
         lines.append(
-            f"| {f['section']} | {f['figure']} | {_num(f['value'])}{unit} "
+            f"| {name} | {f['figure']} | {_num(f['value'])}{unit} "
             f"| {f['reference']}: {_num(f['reference_value'])}{unit} "
             f"| {f['ratio']:.2f} | {f['target'] or '-'} | {verdict} |"
         )
@@ -78,9 +98,12 @@ def _header(report: dict[str, Any]) -> str:
     """One line: the run's mode, start, duration, machine, code version and library versions."""
     m, v = report["machine"], report["versions"]
     libs = ", ".join(f"{k} {v[k]}" for k in v)
+    dirty = " (**uncommitted changes**: no commit reproduces these figures)" if m["code_version"].endswith(".dirty") else ""
+    merged = [n for n, s in report["sections"].items() if s.get("merged_from_run")]
+    scope = f"; sections {', '.join(merged)} merged from earlier runs (see below)" if merged else ""
     return (
         f"{report['mode'].capitalize()} run of {report['started']} ({report['seconds']:.0f} s), {m['cores']} cores "
-        f"({m['cpu']}), Python {m['python']}, code {m['code_version']}; {libs}."
+        f"({m['cpu']}), Python {m['python']}, code {m['code_version']}{dirty}{scope}; {libs}."
     )
 
 
@@ -88,6 +111,9 @@ def _notes(report: dict[str, Any]) -> list[str]:
     """Markdown list items: skipped and failed sections (and parts), and sections measured on a busy machine."""
     notes = []
     for name, s in report["sections"].items():
+        if s.get("merged_from_run"):
+            notes.append(f"- {name}: merged from the run of {s['merged_from_run']}, code {s.get('merged_code_version')}"
+                         " (not measured in this run)")
         if s["status"] == "skipped":
             notes.append(f"- {name}: skipped: {s['reason']}")
         elif s["status"] == "error":

@@ -51,6 +51,7 @@ import numpy as np
 
 from benchmarks.machine import machine_info
 from benchmarks.perf.report import (  # re-exported: suite.<name> is the suite's face
+    failed_checks,
     failures,
     figures,
     readme_block,
@@ -345,7 +346,8 @@ def _pairs(cfg: SuiteConfig) -> dict[str, Any]:
         if "brute_s" in r:
             figures.append(figure(
                 "pairs", f"pair building, {r['views']:,} views", r["pairs_per_s"], "pairs/s",
-                reference="O(N^2) brute force, same pairs and weights (checked)",
+                reference="O(N^2) brute force written apart, same pairs and weights: "
+                + ("checked, equal" if r["brute_matches"] else f"**differ** ({r['brute_check']})"),
                 reference_value=r["pairs"] / r["brute_s"], ratio=r["speedup_vs_brute"], setup=setup,
             ))
         if r["views"] > first["views"]:
@@ -357,7 +359,7 @@ def _pairs(cfg: SuiteConfig) -> dict[str, Any]:
                 target, passed = "< 60 s at 1M views", at_1m < 60.0
             figures.append(figure(
                 "pairs", f"pair building time, {r['views']:,} views", r["total_s"], "s",
-                reference=f"O(N log N) from the {first['views']:,}-view time of this run",
+                reference=f"extrapolated, not measured: O(N log N) from the {first['views']:,}-view time of this run",
                 reference_value=predicted, ratio=predicted / r["total_s"], setup=setup, target=target, passed=passed,
             ))
     exponent = report["scaling_exponent"]
@@ -371,10 +373,12 @@ def _pairs(cfg: SuiteConfig) -> dict[str, Any]:
         ))
     if "covisibility" in report:
         c = report["covisibility"]
-        ref = c["reference_pairs_per_s"] / 2  # the reference's figure counts one direction per call
+        ref = c["reference_pairs_per_s"] / 2  # the reference's figure counts directed pairs
         figures.append(figure(
             "pairs", f"covisibility kernel, {c['size']}, stride {c['stride']}", c["pairs_per_s"], "pairs/s",
-            reference="numpy covisibility, same pairs (checked)", reference_value=ref, ratio=c["pairs_per_s"] / ref,
+            reference="per-pixel back-projection written apart, every pair: "
+            + ("checked, equal" if c["reference_matches"] else f"**differ** ({c['reference_check']})"),
+            reference_value=ref, ratio=c["pairs_per_s"] / ref,
             setup=f"{c['views']:,} views, {c['pairs']:,} radius pairs, both directions",
         ))
     markdown = pairs.to_markdown(report) if "covisibility" in report else None  # its table needs the covisibility
@@ -490,6 +494,9 @@ def _run_section(name: str, cfg: SuiteConfig) -> dict[str, Any]:
         out = RUNNERS[name](cfg)
     except Exception as exc:  # noqa: BLE001 - one broken section (or invariant) must not hide the others
         out = {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc(limit=8)}
+    bad = failed_checks(out)
+    if bad and "error" not in out:
+        out["error"] = "check failed: " + "; ".join(bad)
     section: dict[str, Any] = {"status": "skipped" if "skipped" in out else "error" if "error" in out else "ok"}
     if "skipped" in out:
         section["reason"] = out.pop("skipped")
@@ -531,6 +538,7 @@ def run_suite(
     config: SuiteConfig | None = None,
     merge: bool = False,
     progress: Callable[[str], None] | None = None,
+    allow_dirty: bool = False,
 ) -> dict[str, Any]:
     """Run the suite and write ``perf.json`` + ``perf.md`` into ``out``.
 
@@ -539,15 +547,23 @@ def run_suite(
         out: folder of the report.
         only: section names to run (default all of :data:`SECTIONS`).
         config: explicit sizes (overrides ``quick``).
-        merge: keep the sections of an existing ``out/perf.json`` that this run does not measure.
+        merge: keep the sections of an existing ``out/perf.json`` that this run does not measure; each kept
+            section records the date and code version of the run that measured it (shown in the table).
         progress: called with each section's name before it runs.
+        allow_dirty: measure code with uncommitted changes (the report and its table say so); otherwise such a
+            tree is refused, since no commit would reproduce its figures.
 
     Returns:
         The report written to ``perf.json``.
 
     Raises:
-        ValueError: an unknown section name.
+        ValueError: an unknown section name, or uncommitted changes without ``allow_dirty``.
     """
+    from envsim.version import code_version
+
+    if code_version().endswith(".dirty") and not allow_dirty:
+        raise ValueError(f"the code has uncommitted changes ({code_version()}): no commit would reproduce these "
+                         "figures; commit first, or pass --allow-dirty (the table then says so)")
     names = list(SECTIONS) if not only else list(dict.fromkeys(only))
     unknown = [n for n in names if n not in SECTIONS]
     if unknown:
@@ -565,7 +581,8 @@ def run_suite(
     if merge and (out / f"{REPORT_NAME}.json").is_file():
         old = json.loads((out / f"{REPORT_NAME}.json").read_text())
         kept = {
-            k: dict(v, merged_from_run=old.get("started"))
+            k: dict(v, merged_from_run=v.get("merged_from_run") or old.get("started"),
+                    merged_code_version=v.get("merged_code_version") or (old.get("machine") or {}).get("code_version"))
             for k, v in old.get("sections", {}).items()
             if k not in sections
         }
@@ -586,7 +603,7 @@ def run_suite(
 
 
 __all__ = [
-    "FULL", "QUICK", "REPORT_NAME", "RUNNERS", "SECTIONS", "SuiteConfig", "failures", "figure", "figures",
+    "FULL", "QUICK", "REPORT_NAME", "RUNNERS", "SECTIONS", "SuiteConfig", "failed_checks", "failures", "figure", "figures",
     "library_versions", "nlogn_exponent", "readme_block", "run_suite", "summary_table", "to_markdown",
     "update_readme", "write_results",
 ]

@@ -3,12 +3,12 @@ before writing, and deleting the shards ``--repair`` renders again."""
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 from pathlib import Path
 
 from envsim.job.config import DatasetError
+from envsim.lock import FolderLock, LockedError
 from envsim.store.shards import MANIFEST_NAME
 
 log = logging.getLogger(__name__)
@@ -17,71 +17,21 @@ LOCK_NAME = ".ess-render.lock"
 PARTIAL_GLOBS = ("shard-*.h5.partial", MANIFEST_NAME + ".partial", "nav/.*.partial", "scenes/.*.partial")
 
 
-class RenderLock:  # noqa: N801 - used like a function: ``with RenderLock(out):``
-    """Hold ``out/.ess-render.lock`` (``flock``, released by the OS however the process ends) for a job.
-
-    The file says which process holds it; a finished job removes it.
+class RenderLock(FolderLock):
+    """Hold ``out/.ess-render.lock`` for a render job (:class:`envsim.lock.FolderLock`).
 
     Raises:
         DatasetError: another process holds it.
     """
 
     def __init__(self, out: Path):
-        self.out = out
-        self.path = out / LOCK_NAME
-        self.fd: int | None = None
+        super().__init__(out, LOCK_NAME, what="ess render", advice="wait for it or choose another --out")
 
     def __enter__(self) -> "RenderLock":
-        import fcntl
-        import os
-        import socket
-
-        while True:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                try:
-                    holder = json.loads(os.read(fd, 4096) or b"{}")
-                    who = f"pid {holder['pid']} on {holder['host']}"
-                except (ValueError, KeyError, TypeError):
-                    who = "starting up"
-                os.close(fd)
-                raise DatasetError(
-                    f"another ess render ({who}) is writing into {self.out}; wait for it or choose another --out"
-                ) from None
-            except OSError as exc:  # a filesystem without locks (some NFS mounts): run unguarded, say so
-                log.warning("cannot lock %s (%s); make sure no other ess render writes into %s", self.path, exc, self.out)
-                break
-            if same_file(fd, self.path):
-                break
-            os.close(fd)  # a run that just finished removed the file we locked: lock the new one
-        self.fd = fd
-        os.ftruncate(fd, 0)
-        os.write(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname()}).encode())
-        return self
-
-    def __exit__(self, *exc) -> None:
-        import os
-
-        if self.fd is None:
-            return
         try:
-            if same_file(self.fd, self.path):
-                self.path.unlink(missing_ok=True)  # a finished dataset holds no lock file
-        finally:
-            os.close(self.fd)
-            self.fd = None
-
-
-def same_file(fd: int, path: Path) -> bool:
-    import os
-
-    try:
-        a, b = os.fstat(fd), os.stat(path)
-    except FileNotFoundError:
-        return False
-    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+            return super().__enter__()
+        except LockedError as exc:
+            raise DatasetError(str(exc)) from None
 
 
 def is_job_file(p: Path) -> bool:

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from envsim.provenance import write_error
+from envsim.provenance import durable_replace, write_error
 
 FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"
@@ -208,7 +208,7 @@ class ShardWriter:
         self._check_io()
         try:
             self._io.close()
-            os.replace(self._tmp, self.path)
+            durable_replace(self._tmp, self.path)
         except OSError as exc:
             self.abort()
             raise write_error(self.path, exc) from exc

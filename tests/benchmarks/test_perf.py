@@ -44,7 +44,7 @@ TINY = perf.SuiteConfig(
 @pytest.fixture(scope="module")
 def suite(tmp_path_factory):
     out = tmp_path_factory.mktemp("perf")
-    report = perf.run_suite(quick=True, out=out, only=None, config=TINY)
+    report = perf.run_suite(quick=True, out=out, only=None, config=TINY, allow_dirty=True)
     return out, report
 
 
@@ -147,7 +147,7 @@ def test_readme_without_markers_is_refused(suite, tmp_path):
 
 def test_bad_input():
     with pytest.raises(ValueError, match="unknown section"):
-        perf.run_suite(quick=True, out="unused", only=["nope"])
+        perf.run_suite(quick=True, out="unused", only=["nope"], allow_dirty=True)
     with pytest.raises(ValueError, match="multiple of 8"):
         perf.SuiteConfig(train_cpu_batch=12)
     with pytest.raises(SystemExit):
@@ -165,3 +165,102 @@ def test_bench_perf_table_writes_one_benchmarks_report(tmp_path, capsys):
     assert (tmp_path / "pairs.md").read_text() in capsys.readouterr().out
     assert [row["views"] for row in report["results"]] == [300, 600] and all(r["brute_matches"] for r in report["results"])
     assert ess(["bench-perf", "--table", "pairs", "--sizes", "1", "--out", str(tmp_path)]) == 2
+
+
+# ----------------------------------------------------------------------------- every check can fail
+
+
+def test_a_dropped_pair_fails_the_brute_force_check(monkeypatch):
+    import pairing.index
+    from benchmarks.perf import pairs
+
+    ok = pairs.measure_pairs(sizes=[400], views_per_scene=400, brute_max=400, seed=0)[0]
+    assert ok["brute_matches"] is True
+    real = pairing.index.radius_pairs
+    monkeypatch.setattr(pairing.index, "radius_pairs", lambda *a, **k: real(*a, **k)[1:])
+    row = pairs.measure_pairs(sizes=[400], views_per_scene=400, brute_max=400, seed=0)[0]
+    assert row["brute_matches"] is False and "pairs vs" in row["brute_check"]
+    assert perf.failed_checks({"results": [row]}) == [f"results[0].brute_matches ({row['brute_check']})"]
+
+
+def test_a_wrong_covisibility_fails_the_independent_reference(monkeypatch):
+    import pairing.covisibility
+    from benchmarks.perf import pairs
+
+    assert pairs.measure_covisibility(views=32, size=24, stride=4, seed=0)["reference_matches"] is True
+    real = pairing.covisibility.covisibility_pairs
+    monkeypatch.setattr(pairing.covisibility, "covisibility_pairs", lambda *a, **k: real(*a, **k) * 0.99)
+    assert pairs.measure_covisibility(views=32, size=24, stride=4, seed=0)["reference_matches"] is False
+
+
+def test_a_flipped_byte_fails_the_shard_check(monkeypatch):
+    from benchmarks.perf import shards
+
+    real = shards.read_ours
+
+    def flipped(path):
+        out = real(path)
+        out["rgb"] = out["rgb"].copy()
+        out["rgb"].reshape(-1)[7] ^= 1
+        return out
+
+    monkeypatch.setattr(shards, "read_ours", flipped)
+    report = shards.measure(samples=8, size=16, repeats=1, views=4, compressions=["none"])
+    row = report["results"][0]
+    assert row["bytes_match"] is False and "'rgb' differs" in row["bytes_check"]
+
+
+def test_a_changed_image_fails_the_loader_check(monkeypatch):
+    from benchmarks.perf import loader
+
+    real = loader._reference_epoch
+
+    def changed(*args):
+        batches = real(*args)
+        a, b = batches[0]
+        a = a.copy()
+        a.reshape(-1)[0] ^= 1
+        return [(a, b), *batches[1:]]
+
+    monkeypatch.setattr(loader, "_reference_epoch", changed)
+    report = loader.measure(houses=1, views=16, size=16, batch=4, repeats=1, workers=[0])
+    assert report["images_match"] is False and "differ" in report["images_check"]
+
+
+def test_a_perturbed_logit_fails_the_parity_check():
+    from benchmarks.perf import training
+
+    hyper = dict(dim=16, mlp_hidden=32, m=0.99, T=0.2, seed=0, batch=4, size=16, k=32)
+    assert training.check_parity("resnet18", **hyper)["logits_match"] is True
+    bad = training.check_parity("resnet18", perturb=0.01, **hyper)
+    assert bad["logits_match"] is False and perf.failed_checks({"parity": bad})
+
+
+def test_a_false_check_fails_its_section_and_the_suite(monkeypatch):
+    monkeypatch.setitem(perf.RUNNERS, "shards", lambda cfg: {"report": {"results": [{"bytes_match": False,
+                        "bytes_check": "a flipped byte"}]}, "figures": []})
+    section = perf._run_section("shards", TINY)
+    assert section["status"] == "error" and section["error"] == (
+        "check failed: report.results[0].bytes_match (a flipped byte)")
+    assert perf.failures({"sections": {"shards": section}}) == ["shards: " + section["error"]]
+
+
+def test_one_run_per_table_and_no_dirty_figures(suite, tmp_path, monkeypatch):
+    """A dirty tree is refused unless allowed (then flagged); a merged section carries its own run's date and code."""
+    import envsim.version
+
+    monkeypatch.setattr(envsim.version, "code_version", lambda: "0.1.0+gabc.dirty")
+    with pytest.raises(ValueError, match="uncommitted changes"):
+        perf.run_suite(quick=True, out=tmp_path, only=["shards"], config=TINY)
+    monkeypatch.undo()
+    out, report = suite
+    old = json.loads((out / "perf.json").read_text())
+    old["started"], old["machine"]["code_version"] = "2026-01-01T00:00:00+00:00", "0.1.0+gold"
+    (tmp_path / "perf.json").write_text(json.dumps(old))
+    monkeypatch.setitem(perf.RUNNERS, "shards", lambda cfg: {"report": {}, "figures": []})
+    merged = perf.run_suite(quick=True, out=tmp_path, only=["shards"], config=TINY, merge=True, allow_dirty=True)
+    pairs = merged["sections"]["pairs"]
+    assert pairs["merged_from_run"] == "2026-01-01T00:00:00+00:00" and pairs["merged_code_version"] == "0.1.0+gold"
+    assert "merged_from_run" not in merged["sections"]["shards"]
+    text = perf.readme_block(merged)
+    assert "| pairs (merged: run of 2026-01-01T00:00:00+00:00) |" in text and "code 0.1.0+gold" in text

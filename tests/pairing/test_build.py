@@ -180,3 +180,13 @@ def test_subset_keeps_partners_inside(dataset):
     for k in range(len(ds)):
         meta = ds[k][3]
         assert meta["index_a"] == 2 * k and mask[meta["index_b"]]
+
+
+def test_a_second_ess_pair_on_the_same_folder_is_refused(dataset, capsys):
+    from envsim.lock import FolderLock
+    from pairing.build import PAIR_LOCK_NAME
+
+    with FolderLock(dataset, PAIR_LOCK_NAME, what="ess pair", advice="wait for it to finish"):
+        assert main(["pair", str(dataset), "--no-progress", "--force"]) == 2
+    assert "another ess pair" in capsys.readouterr().err
+    assert not (dataset / PAIR_LOCK_NAME).exists()
