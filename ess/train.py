@@ -1,4 +1,5 @@
-"""``ess train DIR --method {moco,ess-mb,ess-mw} --out RUN``: options and progress around :func:`training.trainer.train`."""
+"""``ess train DIR --method {moco,ess-mb,ess-mw,byol,sarl} --out RUN``: options and progress around
+:func:`training.trainer.train`."""
 
 from __future__ import annotations
 
@@ -9,11 +10,18 @@ from ess.args import UserError, non_negative_int, positive_int
 
 ARCHS = ("resnet18", "resnet50", "resnet18-cifar", "resnet18-cifar-half", "resnet18-cifar-quarter")
 """The names of :data:`training.resnet.ARCHS` (listed here so that ``--help`` needs no torch)."""
+METHODS = ("moco", "ess-mb", "ess-mw", "byol", "sarl")
+"""The values of :class:`training.config.TrainMethod`."""
+AUX_HEADS = ("sp", "pose", "depth-order")
+"""The values of :class:`training.heads.AuxHead`."""
+SARL_LAMBDAS = {"sal": 100.0, "ppda": 1.0, "ram": 10.0}
+"""The defaults of :class:`training.sarl.SARLConfig` (ours: the paper gives none)."""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("data", help="a dataset folder with pairs.h5 (`ess render`, then `ess pair`)")
-    p.add_argument("--method", choices=["moco", "ess-mb", "ess-mw"], default="moco", help="objective (default moco)")
+    p.add_argument("--method", choices=METHODS, default="moco",
+                   help="objective (default moco): MoCo-v2, ESS-MB, ESS-MW, BYOL or SARL (BYOL + map losses)")
     p.add_argument("--out", required=True, help="run folder (checkpoint.pt, encoder.pt, log.jsonl, loss.png, config.json)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     p.add_argument("--arch", choices=ARCHS, default="resnet18",
@@ -44,6 +52,30 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--jitter-strength", type=float, default=1.0, help="multiplier of MoCo-v2's colour jitter (default 1)")
     p.add_argument("--no-blur", action="store_true", help="no Gaussian blur augmentation")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_method_arguments(p)
+
+
+def _add_method_arguments(p: argparse.ArgumentParser) -> None:
+    """BYOL's and SARL's settings and the auxiliary heads (None: the setting's default)."""
+    p.add_argument("--byol-tau", type=float, help="byol/sarl: target decay at step 0, rising to 1 on a cosine (default 0.996)")
+    p.add_argument("--partners", choices=["self", "spatial"],
+                   help="byol: the second view is another crop of the anchor (self, default) or of its ESS spatial partner")
+    for name, value in SARL_LAMBDAS.items():
+        p.add_argument(f"--lambda-{name}", type=float,
+                       help=f"sarl: weight of the {name.upper()} loss (default {value:g}; ours, the paper gives none)")
+    p.add_argument("--aux", nargs="+", choices=AUX_HEADS, metavar="HEAD",
+                   help="auxiliary heads for any method: sp (Spatial Prediction of two crops), pose (the spatial "
+                   "partner's relative pose), depth-order (order of three regions); e.g. --aux sp pose")
+    p.add_argument("--aux-weight", nargs="+", type=float, metavar="W",
+                   help="loss weight of each --aux head, or one for all (default 1)")
+
+
+def _method_settings(args: argparse.Namespace) -> dict:
+    """The TrainConfig fields of the method and head options given on the command line."""
+    given = {"byol_tau": args.byol_tau, "partners": args.partners, "lambda_sal": args.lambda_sal,
+             "lambda_ppda": args.lambda_ppda, "lambda_ram": args.lambda_ram,
+             "aux": tuple(args.aux) if args.aux else None, "aux_weight": tuple(args.aux_weight) if args.aux_weight else None}
+    return {k: v for k, v in given.items() if v is not None}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -64,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
             image_size=args.image_size, workers=args.workers, seed=args.seed, device=args.device,
             checkpoint_every=args.checkpoint_every, light_positives=args.light_positives,
             crop_min_scale=args.crop_min_scale, jitter_strength=args.jitter_strength, blur=not args.no_blur,
-            instance_positive=not args.no_instance_positive,
+            instance_positive=not args.no_instance_positive, **_method_settings(args),
         )
         from envsim.store.reader import DatasetReader
         from envsim.store.splits import view_splits

@@ -217,7 +217,61 @@ def _gaussian_blur(img: Tensor, sigma: Tensor, blur: Tensor, kernel: int) -> Ten
     return x.view(n, c, height, width)
 
 
-def moco_v2_augment(images: Tensor, *, config: AugmentConfig, generator: torch.Generator) -> Tensor:
+@dataclass(frozen=True)
+class CropParams:
+    """Where each augmented view shows its image: what correspondence between two views needs.
+
+    Attributes:
+        box: float32 (N, 4) crop box (top, left, h, w) in input pixels (integer-valued), on the images' device.
+        flip: bool (N,) the view is mirrored left-right (output column 0 shows the box's right edge).
+        image_size: (H, W) of the input images, pixels.
+    """
+
+    box: Tensor
+    flip: Tensor
+    image_size: tuple[int, int]
+
+
+def _as_float(images: Tensor) -> Tensor:
+    """(N, 3, H, W) uint8 in [0, 255] or floating in [0, 1] -> floating in [0, 1] (uint8 becomes float32)."""
+    if images.ndim != 4 or images.shape[1] != 3:
+        raise ValueError(
+            f"images must have shape (N, 3, H, W), got {tuple(images.shape)}; "
+            "for (N, H, W, 3) arrays use images.permute(0, 3, 1, 2)"
+        )
+    if images.dtype == torch.uint8:
+        return images.to(torch.float32) / 255.0  # (N, 3, H, W)
+    if images.is_floating_point():
+        return images
+    raise ValueError(f"images must be uint8 or floating point, got {images.dtype}")
+
+
+def _normalise(img: Tensor, config: AugmentConfig) -> Tensor:
+    mean = torch.tensor(config.mean, dtype=img.dtype, device=img.device).view(1, 3, 1, 1)
+    std = torch.tensor(config.std, dtype=img.dtype, device=img.device).view(1, 3, 1, 1)
+    return (img - mean) / std  # (N, 3, size, size)
+
+
+def crop_views(images: Tensor, box: Tensor, *, config: AugmentConfig) -> Tensor:
+    """Given crop boxes resized to ``config.size`` and normalised, with no other augmentation (no flip, no colour).
+
+    Args:
+        images: (N, 3, H, W) uint8 in [0, 255] or floating point in [0, 1].
+        box: (N, 4) (top, left, h, w) in input pixels.
+        config: output size and normalisation.
+
+    Returns:
+        (N, 3, size, size) normalised crops (bilinear, as :func:`moco_v2_augment` resamples).
+    """
+    img = _as_float(images)  # (N, 3, H, W)
+    box = box.to(device=img.device, dtype=torch.float64)  # (N, 4)
+    flip = torch.zeros(img.shape[0], dtype=torch.bool, device=img.device)  # (N,)
+    return _normalise(_crop_flip_resize(img, box, flip, config.size), config)  # (N, 3, size, size)
+
+
+def moco_v2_augment(
+    images: Tensor, *, config: AugmentConfig, generator: torch.Generator, return_params: bool = False
+) -> Tensor | tuple[Tensor, CropParams]:
     """One MoCo-v2 view of every image in a batch.
 
     Args:
@@ -225,21 +279,13 @@ def moco_v2_augment(images: Tensor, *, config: AugmentConfig, generator: torch.G
         config: the recipe.
         generator: source of every random parameter; parameters are drawn on the generator's device and
             moved to the images' device, so a CPU generator serves GPU images too.
+        return_params: also return each view's crop box and flip (the random draws are the same either way).
 
     Returns:
-        (N, 3, size, size) normalised images, float32 (or the input's floating dtype), on the input's device.
+        (N, 3, size, size) normalised images, float32 (or the input's floating dtype), on the input's device;
+        with ``return_params``, also their :class:`CropParams`.
     """
-    if images.ndim != 4 or images.shape[1] != 3:
-        raise ValueError(
-            f"images must have shape (N, 3, H, W), got {tuple(images.shape)}; "
-            "for (N, H, W, 3) arrays use images.permute(0, 3, 1, 2)"
-        )
-    if images.dtype == torch.uint8:
-        img = images.to(torch.float32) / 255.0  # (N, 3, H, W)
-    elif images.is_floating_point():
-        img = images
-    else:
-        raise ValueError(f"images must be uint8 or floating point, got {images.dtype}")
+    img = _as_float(images)  # (N, 3, H, W)
     n, _, height, width = img.shape
     dev = generator.device
     u_crop = torch.rand(n, CROP_ATTEMPTS, 4, generator=generator, device=dev, dtype=torch.float64)  # (N, A, 4)
@@ -263,6 +309,9 @@ def moco_v2_augment(images: Tensor, *, config: AugmentConfig, generator: torch.G
         lo, hi = config.blur_sigma
         sigma = (lo + (hi - lo) * u[:, 8]).to(device=out.device, dtype=out.dtype)  # (N,)
         out = _gaussian_blur(out, sigma, (u[:, 7] < config.blur_p).to(out.device), config.blur_kernel)
-    mean = torch.tensor(config.mean, dtype=out.dtype, device=out.device).view(1, 3, 1, 1)
-    std = torch.tensor(config.std, dtype=out.dtype, device=out.device).view(1, 3, 1, 1)
-    return (out - mean) / std  # (N, 3, size, size)
+    out = _normalise(out, config)  # (N, 3, size, size)
+    if not return_params:
+        return out
+    params = CropParams(box=box.to(device=out.device, dtype=torch.float32), flip=flip.to(out.device),
+                        image_size=(height, width))
+    return out, params

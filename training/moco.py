@@ -41,16 +41,17 @@ import copy
 import math
 from dataclasses import dataclass
 from enum import Enum
-from functools import partial
 
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from training.losses import multi_positive_targets, weighted_targets
+from training.ema import ema_update_
+from training.losses import multi_positive_targets, soft_info_nce, weighted_targets
+from training.objective import AnchorFeatures, MethodOutput, StepViews
 from training.positives import PositiveTable
-from training.resnet import ARCHS, SplitBatchNorm, build_resnet
+from training.resnet import ARCHS, build_resnet, norm_layer
 
 MASKED_LOGIT = -1e4  # an excluded key: exp(-1e4 - lse) is exactly 0 in float32 and float16, yet finite
 MIN_OWN_WEIGHT = 1e-3  # ESS-MW: an own key whose pair weight is 0 (a covisibility positive outside the angle gate)
@@ -146,8 +147,7 @@ class Encoder(nn.Module):
 
     def __init__(self, config: MoCoConfig, generator: torch.Generator | None) -> None:
         super().__init__()
-        norm = nn.BatchNorm2d if config.bn_splits == 1 else partial(SplitBatchNorm, num_splits=config.bn_splits)
-        self.backbone = build_resnet(config.arch, norm_layer=norm, generator=generator)
+        self.backbone = build_resnet(config.arch, norm_layer=norm_layer(config.bn_splits), generator=generator)
         self.head = nn.Sequential(
             nn.Linear(self.backbone.out_dim, config.mlp_hidden),
             nn.ReLU(inplace=True),
@@ -184,9 +184,7 @@ class MoCo(nn.Module):
     @torch.no_grad()
     def _momentum_update_key_encoder(self) -> None:
         """theta_k <- m theta_k + (1 - m) theta_q."""
-        pk, pq = list(self.encoder_k.parameters()), list(self.encoder_q.parameters())
-        torch._foreach_mul_(pk, self.config.m)
-        torch._foreach_add_(pk, pq, alpha=1.0 - self.config.m)
+        ema_update_(self.encoder_k.parameters(), self.encoder_q.parameters(), self.config.m)
 
     @torch.no_grad()
     def _keys(self, im_k: Tensor, generator: torch.Generator | None) -> Tensor:
@@ -277,6 +275,24 @@ class MoCo(nn.Module):
             ``(logits, targets)``: (N, C) each, C = 1+K for MOCO, B+K for ESS (B = 2N with partners, else N);
             the targets' rows sum to 1, column 0 is the own key.
         """
+        logits, targets, _ = self.contrast(im_q, im_k, view_q=view_q, view_k=view_k, im_p=im_p, view_p=view_p,
+                                           positives=positives, generator=generator)
+        return logits, targets
+
+    def contrast(
+        self,
+        im_q: Tensor,
+        im_k: Tensor,
+        *,
+        view_q: Tensor | None = None,
+        view_k: Tensor | None = None,
+        im_p: Tensor | None = None,
+        view_p: Tensor | None = None,
+        positives: PositiveTable | None = None,
+        generator: torch.Generator | None = None,
+    ) -> tuple[Tensor, Tensor, AnchorFeatures]:
+        """:meth:`forward` (same arguments, same values) that also returns the queries' backbone features
+        (pooled and layer2-4 maps, with gradient), for auxiliary heads."""
         if im_q.ndim != 4 or im_q.shape != im_k.shape or (im_p is not None and im_p.shape != im_q.shape):
             shapes = [tuple(x.shape) for x in (im_q, im_k, im_p) if x is not None]
             raise ValueError(f"im_q, im_k (and im_p) must all have shape (N, 3, H, W), got {shapes}")
@@ -292,7 +308,8 @@ class MoCo(nn.Module):
         view_q = _view_ids(view_q, n, device, "view_q")
         view_k = _view_ids(view_k, n, device, "view_k")
 
-        q = F.normalize(self.encoder_q(im_q), dim=1)  # (N, dim)
+        pooled, maps = self.encoder_q.backbone.forward_maps(im_q)  # (N, C), {layer: (N, C_l, H_l, W_l)}
+        q = F.normalize(self.encoder_q.head(pooled), dim=1)  # (N, dim)
         with torch.no_grad():
             self._momentum_update_key_encoder()
             k = self._keys(im_k, generator)  # (N, dim)
@@ -314,7 +331,23 @@ class MoCo(nn.Module):
                 same = (view_q.view(-1, 1) == queue_view.view(1, -1)) & (queue_view >= 0).view(1, -1)  # (N, K)
             logits, targets = self._moco_logits(q, k, queue, same | ~valid.view(1, -1))
         self._dequeue_and_enqueue(k, view_k)
-        return logits, targets
+        return logits, targets, AnchorFeatures(pooled=pooled, maps=maps)
+
+    def objective(self, views: StepViews, *, positives: PositiveTable | None,
+                  generator: torch.Generator | None) -> MethodOutput:
+        """The trainer's interface (:mod:`training.objective`): InfoNCE with soft targets on one step's views."""
+        logits, targets, anchor = self.contrast(
+            views.anchor, views.second, view_q=views.view, view_k=views.second_view, im_p=views.partner,
+            view_p=views.partner_view, positives=positives, generator=generator)
+        return MethodOutput(loss=soft_info_nce(logits, targets), anchor=anchor)
+
+    def after_step(self, step: int, horizon: int) -> None:
+        """Nothing: the key encoder moves inside :meth:`forward`, before the keys are computed (MoCo's order)."""
+
+    @property
+    def online_backbone(self) -> nn.Module:
+        """The query encoder's backbone (trained by gradient; what ``encoder.pt`` keeps)."""
+        return self.encoder_q.backbone
 
     def features(self, x: Tensor) -> Tensor:
         """Backbone features of the query encoder (no projection head), for evaluation: (N, out_dim)."""

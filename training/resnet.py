@@ -15,19 +15,23 @@ Architectures (:data:`ARCHS`):
 
 The layers carry torchvision's names (``conv1``, ``bn1``, ``layer1.0.conv1``, ``layer1.0.downsample.0``,
 ...), so a state dict reads like torchvision's; the classifier ``fc`` is left out: ``forward`` returns the
-globally average-pooled features ``(N, out_dim)``, the input of a projection head or a linear probe.
+globally average-pooled features ``(N, out_dim)``, the input of a projection head or a linear probe, and
+``forward_maps`` the same features with the ``layer2``-``layer4`` feature maps (for losses on intermediate maps).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 NormLayer = Callable[[int], nn.Module]
+MAP_LAYERS = ("layer2", "layer3", "layer4")
+"""The stages whose feature maps :meth:`ResNet.forward_maps` returns, shallow to deep."""
 
 
 class SplitBatchNorm(nn.BatchNorm2d):
@@ -204,6 +208,32 @@ class ResNet(nn.Module):
         x = self.layer3(x)  # (N, 4w e, H/4r, W/4r)
         x = self.layer4(x)  # (N, 8w e, H/8r, W/8r)
         return torch.flatten(self.avgpool(x), 1)  # (N, out_dim)
+
+    def forward_maps(self, x: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        """The pooled features of :meth:`forward` (the same operations, so the same values) and the feature
+        maps they come from.
+
+        Args:
+            x: (N, 3, H, W) normalised images.
+
+        Returns:
+            pooled (N, out_dim) and ``{"layer2": (N, 2w e, H/2r, W/2r), "layer3": (N, 4w e, H/4r, W/4r),
+            "layer4": (N, 8w e, H/8r, W/8r)}`` (w the base width, e the block expansion, r the stem's stride:
+            4, or 1 with the CIFAR stem).
+        """
+        x = self.layer1(self.maxpool(self.relu(self.bn1(self.conv1(x)))))  # (N, w e, H/r, W/r)
+        maps = {}
+        for name in MAP_LAYERS:
+            x = getattr(self, name)(x)  # (N, C_l, H_l, W_l)
+            maps[name] = x
+        return torch.flatten(self.avgpool(x), 1), maps  # (N, out_dim), {layer: map}
+
+
+def norm_layer(bn_splits: int) -> NormLayer:
+    """Plain BatchNorm2d for ``bn_splits == 1``, else :class:`SplitBatchNorm` with that many splits."""
+    if not isinstance(bn_splits, int) or bn_splits < 1:
+        raise ValueError(f"bn_splits must be a positive integer (1 = plain BatchNorm), got {bn_splits!r}")
+    return nn.BatchNorm2d if bn_splits == 1 else partial(SplitBatchNorm, num_splits=bn_splits)
 
 
 @dataclass(frozen=True)

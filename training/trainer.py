@@ -1,16 +1,22 @@
-"""The training loop: MoCo-v2 / ESS-MB / ESS-MW on a rendered dataset with its pairs.
+"""The training loop: MoCo-v2 / ESS-MB / ESS-MW / BYOL / SARL (plus auxiliary heads) on a rendered dataset
+with its pairs.
+
+The loop knows the methods through one interface (:mod:`training.objective`, :mod:`training.methods`): it
+augments the views a method's plan asks for, calls the method (and the heads) for a loss, steps the
+optimiser and lets the method follow up (BYOL's target update).
 
 Everything random derives from the seed: model initialisation (``torch.manual_seed``), the order of views
 in an epoch (numpy, from (seed, epoch)), each view's spatial partner (the loader, from (seed, epoch,
-view)), and the augmentations of each step (a torch generator seeded from (seed, step)). A checkpoint holds
-the model (with the queue), the optimiser and the position in the epoch, so ``--resume`` after an
-interruption continues to the same weights as an uninterrupted run.
+view)), and the augmentations of each step (a torch generator seeded from (seed, step); the heads' crops and
+partner views from generators of their own). A checkpoint holds the model (with MoCo's queue or BYOL's
+target), the heads, the optimiser and the position in the epoch, so ``--resume`` after an interruption
+continues to the same weights as an uninterrupted run.
 
 Resuming (:func:`resume_plan`): a finished run is left as it is; ``--epochs`` may grow, and the run then
 reaches the weights of a run trained that long from the start: it continues from its checkpoint when the
 learning-rate schedule's horizon (``schedule_epochs``, by default ``epochs``) is unchanged, and otherwise
 retrains from step 0 (every step's cosine learning rate depends on the horizon). Any other changed setting
-is refused, by name.
+is refused, by name (a setting added after the run was made counts as its default).
 
 Multi-GPU / multi-node: launch with ``torchrun``; each rank takes its slice of every global batch, the
 model is wrapped in DistributedDataParallel, and keys are all-gathered into every rank's queue.
@@ -36,12 +42,14 @@ from envsim.store.reader import DatasetReader
 from envsim.store.splits import view_splits
 from envsim.version import code_version
 from pairing.store import PAIRS_NAME
-from training.augment import AugmentConfig, moco_v2_augment
+from training.augment import AugmentConfig
+from training.config import TrainConfig, TrainError
 from training.encoder import ENCODER_NAME
-from training.losses import soft_info_nce
-from training.moco import Method, MoCo, MoCoConfig
+from training.heads import AuxHead
+from training.inputs import ViewPlan, aux_inputs, step_views
+from training.methods import Learner, build_learner, view_plan
 from training.positives import PositiveTable
-from training.resnet import ARCHS
+from training.runlog import plot_log, truncate_log
 from training.schedule import cosine_schedule, scaled_lr
 from training.views import EpochBatches, TrainViews, steps_per_epoch
 
@@ -50,108 +58,10 @@ log = logging.getLogger(__name__)
 CHECKPOINT_NAME = "checkpoint.pt"
 LOG_NAME = "log.jsonl"
 CONFIG_NAME = "config.json"
-MAX_QUEUE = 65536
-
-
-class TrainError(ValueError):
-    """A training run that cannot start as asked."""
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Settings of ``ess train`` (MoCo-v2 defaults, Chen et al. 2020).
-
-    Attributes:
-        method: moco (instance discrimination), ess-mb (binary spatial positives) or ess-mw (weighted).
-        arch: a backbone of :data:`training.resnet.ARCHS` (resnet18, resnet50, resnet18-cifar,
-            resnet18-cifar-half).
-        epochs: passes over the dataset's views.
-        schedule_epochs: length of the cosine learning-rate schedule in epochs; None = ``epochs``. Set it
-            above ``epochs`` to train part of a schedule now and extend the run later with ``--resume``.
-        batch_size: global batch (split over ranks under torchrun).
-        lr: base learning rate; None = 0.03 * batch_size / 256.
-        momentum: SGD momentum.
-        weight_decay: SGD weight decay.
-        moco_m: key-encoder momentum m.
-        temperature: InfoNCE temperature T.
-        queue_size: K; None = 65536 scaled down to the dataset (a multiple of the batch, at most the
-            number of views).
-        dim: embedding dimension.
-        mlp_hidden: hidden width of the projection head.
-        bn_splits: SplitBatchNorm splits (single-process stand-in for shuffle-BN); 1 = plain BN.
-        image_size: crop size fed to the network; None = the dataset's image width.
-        workers: DataLoader worker processes.
-        seed: everything random derives from it.
-        device: "auto" (CUDA when available), "cpu", "cuda", "cuda:1", ...
-        checkpoint_every: also checkpoint every this many steps (0 = at epoch ends only).
-        light_positives: the own key's view is the same pose under another light (datasets rendered with
-            ``--light-variants``), for every method.
-        instance_positive: ESS methods keep the anchor's second augmentation as a positive and add the
-            spatial partner as an extra key; False: the partner replaces it.
-        log_every: steps between log lines.
-        crop_min_scale: smallest random-resized-crop area fraction (MoCo-v2: 0.2).
-        jitter_strength: multiplier of MoCo-v2's colour jitter (0.4, 0.4, 0.4, 0.1).
-        blur: MoCo-v2's Gaussian blur (p = 0.5).
-    """
-
-    method: Method = Method.MOCO
-    arch: str = "resnet18"
-    epochs: int = 10
-    schedule_epochs: int | None = None
-    batch_size: int = 64
-    lr: float | None = None
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
-    moco_m: float = 0.999
-    temperature: float = 0.2
-    queue_size: int | None = None
-    dim: int = 128
-    mlp_hidden: int = 2048
-    bn_splits: int = 8
-    image_size: int | None = None
-    workers: int = 2
-    seed: int = 0
-    device: str = "auto"
-    checkpoint_every: int = 0
-    light_positives: bool = False
-    instance_positive: bool = True
-    log_every: int = 10
-    crop_min_scale: float = 0.2
-    jitter_strength: float = 1.0
-    blur: bool = True
-
-    def __post_init__(self) -> None:
-        if not 0 < self.crop_min_scale <= 1 or self.jitter_strength < 0:
-            raise ValueError("--crop-min-scale must lie in (0, 1] and --jitter-strength be >= 0")
-        object.__setattr__(self, "method", Method(self.method))
-        if self.epochs < 1 or self.batch_size < 2:
-            raise ValueError("--epochs must be >= 1 and --batch-size >= 2")
-        if self.schedule_epochs is not None and self.schedule_epochs < self.epochs:
-            raise ValueError(f"--schedule-epochs {self.schedule_epochs} must be at least --epochs {self.epochs}")
-        if self.arch not in ARCHS:
-            raise ValueError(f"unknown --arch {self.arch!r}; choose one of {', '.join(sorted(ARCHS))}")
-        if self.batch_size % self.bn_splits:
-            raise ValueError(f"--batch-size {self.batch_size} must be a multiple of --bn-splits {self.bn_splits}")
-        if not 0 <= self.moco_m < 1 or self.temperature <= 0:
-            raise ValueError("--moco-m must lie in [0, 1) and --temperature be positive")
-        if self.seed < 0 or self.workers < 0:
-            raise ValueError("--seed and --workers must be >= 0")
-
-    @property
-    def horizon(self) -> int:
-        """Epochs of the cosine learning-rate schedule."""
-        return self.schedule_epochs or self.epochs
 
 
 RESUMABLE_CHANGES = ("epochs", "workers", "device", "log_every", "checkpoint_every")
 """Settings ``--resume`` accepts with another value: more epochs, and how the run is executed."""
-
-
-def queue_size(config: TrainConfig, n_views: int) -> int:
-    """K: the configured size, or 65536 scaled to the dataset (a multiple of the batch <= views)."""
-    if config.queue_size is not None:
-        return config.queue_size
-    return max(config.batch_size, min(MAX_QUEUE, (n_views // config.batch_size) * config.batch_size))
 
 
 def _device(name: str) -> torch.device:
@@ -202,12 +112,13 @@ class _Run:
         world: number of ranks (1 without torchrun).
         dataset: the training split's views with their partners.
         provenance: the dataset's path, manifest and pairs SHA-256, view count and splits.
-        model_args: the MoCo model's arguments.
+        model_args: the method's model arguments (``model_args``) and the heads' (``heads_args``, or None).
         cfg_json: ``config`` in JSON form.
-        model: the MoCo model (query and key encoders, queue).
+        model: the method's model (MoCo with its queue, BYOL or SARL with its target) and the heads.
         optimizer: SGD over ``model``'s parameters.
         net: ``model``, wrapped in DistributedDataParallel under torchrun.
         positives: the pairs file's positives as a lookup table on ``device``.
+        plan: which images the method's views come from.
         augment: MoCo-v2 augmentation settings.
         base_lr: learning rate before the cosine schedule.
         per_epoch: optimiser steps per epoch.
@@ -223,12 +134,13 @@ class _Run:
     world: int
     dataset: TrainViews
     provenance: dict[str, Any]
-    model_args: MoCoConfig
+    model_args: dict[str, Any]
     cfg_json: dict[str, Any]
-    model: MoCo
+    model: Learner
     optimizer: torch.optim.Optimizer
     net: torch.nn.Module
     positives: PositiveTable
+    plan: ViewPlan
     augment: AugmentConfig
     base_lr: float
     per_epoch: int
@@ -237,21 +149,23 @@ class _Run:
     step: int = 0
 
     def checkpoint(self) -> None:
-        """Write everything to resume from ``step`` to ``checkpoint.pt`` (rank 0 only)."""
+        """Write everything to resume from ``step`` to ``checkpoint.pt`` (rank 0 only): ``model`` is the
+        method's state (MoCo's, BYOL's or SARL's), ``heads`` the auxiliary heads' (only with heads)."""
         if self.rank == 0:
-            _save_torch(
-                {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(), "step": self.step,
-                 "config": self.cfg_json, "model_args": to_jsonable(self.model_args), "dataset": self.provenance,
-                 "code_version": code_version(), "seed": self.config.seed},
-                self.out / CHECKPOINT_NAME,
-            )
+            state = {"model": self.model.method.state_dict(), "optimizer": self.optimizer.state_dict(), "step": self.step,
+                     "config": self.cfg_json, "model_args": to_jsonable(self.model_args["model_args"]),
+                     "dataset": self.provenance, "code_version": code_version(), "seed": self.config.seed}
+            if self.model.heads is not None:
+                state.update(heads=self.model.heads.state_dict(), heads_args=to_jsonable(self.model_args["heads_args"]))
+            _save_torch(state, self.out / CHECKPOINT_NAME)
 
     def finish(self) -> None:
         """Write the query backbone to ``encoder.pt`` and plot the log to ``loss.png`` (rank 0 only)."""
         if self.rank == 0:
             _save_torch(
-                {"arch": self.config.arch, "state_dict": self.model.encoder_q.backbone.state_dict(),
-                 "model_args": to_jsonable(self.model_args), "config": self.cfg_json, "dataset": self.provenance,
+                {"arch": self.config.arch, "state_dict": self.model.method.online_backbone.state_dict(),
+                 "model_args": to_jsonable(self.model_args["model_args"]), "config": self.cfg_json,
+                 "dataset": self.provenance,
                  "code_version": code_version(), "seed": self.config.seed, "step": self.step},
                 self.out / ENCODER_NAME,
             )
@@ -271,8 +185,9 @@ def train(
     Args:
         data: dataset folder.
         config: training settings.
-        out: run folder: ``checkpoint.pt`` (everything to resume), ``encoder.pt`` (the query backbone with
-            its model arguments, for ``ess bench``), ``log.jsonl``, ``loss.png`` and ``config.json``.
+        out: run folder: ``checkpoint.pt`` (everything to resume), ``encoder.pt`` (the query / online
+            backbone with its model arguments, for ``ess bench``), ``log.jsonl``, ``loss.png`` and
+            ``config.json``.
         resume: continue the run in ``out`` from its checkpoint (see :func:`resume_plan`).
         progress: called after every step with the global step and the step's numbers.
 
@@ -286,10 +201,6 @@ def train(
     device, rank, world = _devices(config)
     dataset, provenance = _open_dataset(data, config)
     out = Path(out)
-    model_args = MoCoConfig(
-        arch=config.arch, dim=config.dim, mlp_hidden=config.mlp_hidden, K=queue_size(config, len(dataset)),
-        m=config.moco_m, T=config.temperature, bn_splits=config.bn_splits, method=config.method,
-    )
     cfg_json = to_jsonable(config)
     per_epoch = steps_per_epoch(len(dataset), config.batch_size)
     ckpt, status = _resume_checkpoint(out, config=config, cfg_json=cfg_json, provenance=provenance, resume=resume,
@@ -297,7 +208,7 @@ def train(
     if status == "finished":
         return {"steps": int(ckpt["step"]), "final_loss": None, "images_per_s": None, "status": status}
     run = _set_up(config, out=out, device=device, rank=rank, world=world, dataset=dataset, provenance=provenance,
-                  model_args=model_args, cfg_json=cfg_json, per_epoch=per_epoch, ckpt=ckpt)
+                  cfg_json=cfg_json, per_epoch=per_epoch, ckpt=ckpt)
     losses, speeds = _train_loop(run, progress)
     run.finish()
     warm = speeds[len(speeds) // 4 :] or speeds
@@ -335,8 +246,11 @@ def _open_dataset(data: str | os.PathLike, config: TrainConfig) -> tuple[TrainVi
     try:
         reader = DatasetReader(data)
         splits = view_splits(reader.manifest, reader.meta())
+        heads = config.aux
         dataset = TrainViews(data, subset=splits.train, seed=config.seed,
-                             spatial=config.method is not Method.MOCO, light=config.light_positives)
+                             spatial=view_plan(config).loads_partner or AuxHead.POSE in heads,
+                             light=config.light_positives, pose=AuxHead.POSE in heads,
+                             depth_order=AuxHead.DEPTH_ORDER in heads)
     except ValueError as exc:
         raise TrainError(str(exc)) from exc
     n = len(dataset)
@@ -378,8 +292,9 @@ def _resume_checkpoint(
     ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
     if ckpt["dataset"]["manifest_sha256"] != provenance["manifest_sha256"]:
         raise TrainError(f"{out} was trained on another dataset; choose another --out")
+    saved = {**to_jsonable(TrainConfig()), **ckpt["config"]}  # settings the run predates take their defaults
     status = {"finished": "finished", "continue": "continued", "restart": "restarted"}[
-        resume_plan(ckpt["config"], cfg_json, int(ckpt["step"]), total)]
+        resume_plan(saved, cfg_json, int(ckpt["step"]), total)]
     if status == "restarted":
         log.warning("the learning-rate schedule now spans %d epochs instead of %d: every step's learning rate "
                     "changed, so the run is retrained from step 0", config.horizon,
@@ -397,19 +312,21 @@ def _set_up(
     world: int,
     dataset: TrainViews,
     provenance: dict[str, Any],
-    model_args: MoCoConfig,
     cfg_json: dict[str, Any],
     per_epoch: int,
     ckpt: dict[str, Any] | None,
 ) -> _Run:
     """Seed and build the model and optimiser (from ``ckpt`` when given), write ``config.json`` and trim the log."""
     torch.manual_seed(config.seed)
-    model = MoCo(model_args).to(device)
+    learner, model_args = build_learner(config, len(dataset))
+    model = learner.to(device)
     base_lr = config.lr if config.lr is not None else scaled_lr(0.03, config.batch_size)
     optimizer = torch.optim.SGD(model.parameters(), lr=base_lr, momentum=config.momentum, weight_decay=config.weight_decay)
     step = 0
     if ckpt is not None:
-        model.load_state_dict(ckpt["model"])
+        model.method.load_state_dict(ckpt["model"])
+        if model.heads is not None:
+            model.heads.load_state_dict(ckpt["heads"])
         optimizer.load_state_dict(ckpt["optimizer"])
         step = int(ckpt["step"])
     positives = PositiveTable.from_pairs_file(
@@ -418,9 +335,12 @@ def _set_up(
     ).to(device)
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
-        (out / CONFIG_NAME).write_text(json.dumps({"config": cfg_json, "model_args": to_jsonable(model_args),
-                                                   "dataset": provenance, "code_version": code_version()}, indent=2) + "\n")
-        _truncate_log(out / LOG_NAME, step)
+        record = {"config": cfg_json, "model_args": to_jsonable(model_args["model_args"])}
+        if model.heads is not None:
+            record["heads_args"] = to_jsonable(model_args["heads_args"])
+        record.update(dataset=provenance, code_version=code_version())
+        (out / CONFIG_NAME).write_text(json.dumps(record, indent=2) + "\n")
+        truncate_log(out / LOG_NAME, step)
     net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
     j = config.jitter_strength
     augment = AugmentConfig(
@@ -429,7 +349,7 @@ def _set_up(
     )
     return _Run(config=config, out=out, device=device, rank=rank, world=world, dataset=dataset, provenance=provenance,
                 model_args=model_args, cfg_json=cfg_json, model=model, optimizer=optimizer, net=net,
-                positives=positives, augment=augment, base_lr=base_lr, per_epoch=per_epoch,
+                positives=positives, plan=view_plan(config), augment=augment, base_lr=base_lr, per_epoch=per_epoch,
                 total=per_epoch * config.epochs, horizon=per_epoch * config.horizon, step=step)
 
 
@@ -480,7 +400,7 @@ def _train_epoch(
     t_last = time.perf_counter()
     for batch in loader:
         lr = cosine_schedule(run.step, run.horizon, run.base_lr, 0.0)
-        loss = _train_step(run, batch, lr)
+        loss, terms = _train_step(run, batch, lr)
         run.step += 1
         step = run.step
         now = time.perf_counter()
@@ -491,7 +411,8 @@ def _train_epoch(
             raise TrainError(f"the loss became {value} at step {step}; lower --lr")
         losses.append(value)
         speeds.append(images_per_s)
-        record = {"step": step, "epoch": epoch, "loss": value, "lr": lr, "images_per_s": images_per_s}
+        record = {"step": step, "epoch": epoch, "loss": value, "lr": lr, "images_per_s": images_per_s,
+                  **{name: float(part) for name, part in terms.items()}}
         if run.rank == 0 and (step % config.log_every == 0 or step == run.total):
             with open(run.out / LOG_NAME, "a") as f:
                 f.write(json.dumps(record) + "\n")
@@ -503,71 +424,31 @@ def _train_epoch(
             break
 
 
-def _train_step(run: _Run, batch: dict[str, torch.Tensor], lr: float) -> torch.Tensor:
+def _train_step(run: _Run, batch: dict[str, torch.Tensor], lr: float) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """One optimiser step at learning rate ``lr`` on a batch of views (augmentations seeded from the step).
 
     Args:
         run: the run; ``run.step`` is the step being trained (not yet counted).
-        batch: the loader's tensors: ``anchor``, ``instance`` (and ``partner`` for ESS) images (B, 3, H, W),
-            and their view indices (B,).
+        batch: the loader's tensors: ``anchor``, ``instance`` (and ``partner``) images (B, 3, H, W), their
+            view indices (B,), and the heads' labels (:class:`training.views.TrainViews`).
         lr: learning rate of this step.
 
     Returns:
-        The step's loss (a scalar tensor, before the update).
+        The step's loss (a scalar tensor, before the update) and its named parts (detached; empty when the
+        loss has one part).
     """
     config, device, augment = run.config, run.device, run.augment
     for group in run.optimizer.param_groups:
         group["lr"] = lr
     gen = torch.Generator(device=device).manual_seed(config.seed * 1_000_003 + run.step)
     batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-    q_in = moco_v2_augment(batch["anchor"], config=augment, generator=gen)  # (B, 3, S, S)
-    k_in = moco_v2_augment(batch["instance"], config=augment, generator=gen)
-    spatial = config.method is not Method.MOCO
-    if spatial and config.instance_positive:
-        p_in, p_view = moco_v2_augment(batch["partner"], config=augment, generator=gen), batch["partner_view"]
-    elif spatial:  # the partner replaces the instance key
-        k_in, batch["instance_view"] = moco_v2_augment(batch["partner"], config=augment, generator=gen), batch["partner_view"]
-        p_in = p_view = None
-    else:
-        p_in = p_view = None
-    logits, targets = run.net(q_in, k_in, view_q=batch["view"], view_k=batch["instance_view"], im_p=p_in,
-                              view_p=p_view, positives=run.positives, generator=gen)
-    loss = soft_info_nce(logits, targets)
+    views = step_views(batch, run.plan, augment=augment, generator=gen)
+    heads = run.model.heads
+    aux = None if heads is None else aux_inputs(heads.config, batch, views.anchor_params, augment=augment,
+                                                seed=config.seed, step=run.step)
+    loss, terms = run.net(views, aux, positives=run.positives, generator=gen)
     run.optimizer.zero_grad(set_to_none=True)
     loss.backward()
     run.optimizer.step()
-    return loss
-
-
-def _truncate_log(path: Path, step: int) -> None:
-    """Keep the log lines of steps <= ``step`` (a resumed run rewrites what came after its checkpoint)."""
-    if not path.exists():
-        return
-    keep = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= step]
-    path.write_text("".join(line + "\n" for line in keep))
-
-
-def plot_log(log_path: Path, png_path: Path) -> None:
-    """Loss and learning rate against step, as a PNG (Pillow only)."""
-    from PIL import Image, ImageDraw
-
-    if not log_path.exists():
-        return
-    rows = [json.loads(line) for line in log_path.read_text().splitlines() if line]
-    if len(rows) < 2:
-        return
-    w, h, pad = 640, 360, 48
-    img = Image.new("RGB", (w, h), (255, 255, 255))
-    d = ImageDraw.Draw(img)
-    steps = np.array([r["step"] for r in rows], float)
-    for key, colour in (("loss", (31, 119, 180)), ("lr", (214, 39, 40))):
-        v = np.array([r[key] for r in rows], float)
-        lo, hi = float(v.min()), float(v.max())
-        span = hi - lo if hi > lo else 1.0
-        x = pad + (steps - steps[0]) / max(steps[-1] - steps[0], 1) * (w - 2 * pad)
-        y = h - pad - (v - lo) / span * (h - 2 * pad)
-        d.line(list(zip(x.tolist(), y.tolist())), fill=colour, width=2)
-        d.text((pad if key == "loss" else w - 3 * pad, 8), f"{key} {lo:.3g}..{hi:.3g}", fill=colour)
-    d.rectangle([pad, pad, w - pad, h - pad], outline=(0, 0, 0))
-    d.text((w // 2 - 20, h - pad + 12), "step", fill=(0, 0, 0))
-    img.save(png_path)
+    run.model.method.after_step(run.step, run.horizon)
+    return loss, terms

@@ -9,7 +9,12 @@ yields, for item ``i`` anchored on view ``v``:
 - ``partner`` (ESS only): a spatial positive of ``v`` drawn uniformly among its positives (``v`` itself
   when it has none), the extra batch key of ESS-MB / ESS-MW;
 - ``view``, ``instance_view``, ``partner_view``: their global view indices (the queue stores them and the
-  positive lookup uses them).
+  positive lookup uses them);
+- with ``pose``: ``partner_translation`` float32 (3,) and ``partner_rotation`` float32 (3, 3), the partner's
+  camera in the anchor's camera frame (the pairs file's relative pose, inverted when the anchor is the
+  pair's second view; identity for a view that is its own partner);
+- with ``depth_order``: ``depth_boxes`` int64 (3, 4) and ``depth_label`` int64, the pairs file's
+  ``depth_order_boxes`` and ``depth_order_label`` of the anchor.
 
 Every draw is seeded by (seed, epoch, view), so a run is the same whatever the number of loader workers.
 :class:`EpochBatches` cuts each epoch's permutation (from (seed, epoch)) into global batches.
@@ -24,6 +29,10 @@ import numpy as np
 import torch
 
 from pairing.loader import PartnerSampling, SpatialPairs
+from pairing.store import PAIRS_NAME, read_pairs
+from training.targets import partner_pose
+
+DEPTH_ORDER_KEYS = ("depth_order_boxes", "depth_order_label")
 
 
 def image_chw(rgb: np.ndarray) -> torch.Tensor:
@@ -38,17 +47,29 @@ class TrainViews(torch.utils.data.Dataset):
         folder: dataset folder with ``pairs.h5``.
         subset: bool (V,) the views training may use (anchors and partners both).
         seed: partner-sampling seed.
-        spatial: also read a spatial partner per anchor (ESS methods).
+        spatial: also read a spatial partner per anchor (ESS methods, BYOL with spatial partners, the pose head).
         light: take the instance key from another light of the same pose when there is one.
+        pose: also give the partner's pose in the anchor's frame (needs ``spatial``).
+        depth_order: also give the anchor's depth-order regions and label.
 
     Raises:
-        ValueError: no pairs file, or one built for another dataset.
+        ValueError: no pairs file, one built for another dataset, or one without depth-order labels.
     """
 
-    def __init__(self, folder: str | os.PathLike, *, subset: np.ndarray, seed: int, spatial: bool, light: bool):
+    def __init__(self, folder: str | os.PathLike, *, subset: np.ndarray, seed: int, spatial: bool, light: bool,
+                 pose: bool = False, depth_order: bool = False):
         self.pairs = SpatialPairs(folder, sampling=PartnerSampling.UNIFORM, subset=subset, seed=seed)
         self.reader = self.pairs.reader
-        self.spatial, self.light = spatial, light
+        if pose and not spatial:
+            raise ValueError("the partner's pose needs its partner: pass spatial=True with pose=True")
+        self.spatial, self.light, self.pose = spatial, light, pose
+        self.depth_order = None
+        if depth_order:
+            labels = read_pairs(self.reader.folder / PAIRS_NAME, keys=DEPTH_ORDER_KEYS)
+            if not all(k in labels for k in DEPTH_ORDER_KEYS):
+                raise ValueError(f"{self.reader.folder / PAIRS_NAME} has no depth-order labels; rebuild it with "
+                                 "`ess pair --force`")
+            self.depth_order = (labels["depth_order_boxes"].astype(np.int64), labels["depth_order_label"].astype(np.int64))
 
     def __len__(self) -> int:
         return len(self.pairs)
@@ -67,10 +88,23 @@ class TrainViews(torch.utils.data.Dataset):
         out = {"anchor": anchor, "instance": anchor if instance == view else self._image(instance),
                "view": view, "instance_view": instance}
         if self.spatial:
-            partner = self.pairs.partner(view)[0]
+            partner, _, row = self.pairs.partner(view)
             out["partner"] = self._image(partner)
             out["partner_view"] = partner
+            if self.pose:
+                out["partner_translation"], out["partner_rotation"] = self._partner_pose(view, row)
+        if self.depth_order is not None:
+            out["depth_boxes"] = torch.from_numpy(self.depth_order[0][view])
+            out["depth_label"] = int(self.depth_order[1][view])
         return out
+
+    def _partner_pose(self, view: int, row: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The partner's translation (3,) and rotation (3, 3) in the anchor's frame; identity for row -1 (itself)."""
+        if row < 0:
+            return torch.zeros(3), torch.eye(3)
+        t, r = partner_pose(self.pairs.rel_translation[row], self.pairs.rel_rotation[row],
+                            anchor_is_a=int(self.pairs.pairs[row, 0]) == view)
+        return torch.from_numpy(t), torch.from_numpy(r)
 
 
 class EpochBatches(torch.utils.data.Sampler):

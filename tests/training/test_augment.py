@@ -214,3 +214,53 @@ def test_bad_images_rejected():
     with pytest.raises(ValueError, match="uint8"):
         _augment(torch.zeros(2, 3, 8, 8, dtype=torch.int32))
     assert math.isclose(AugmentConfig(ratio=[0.5, 2]).ratio[1], 2.0)  # lists become tuples
+
+
+def test_return_params_draws_the_same_views():
+    """return_params adds each view's crop box and flip without changing the draws or the images."""
+    images = _images(n=8)
+    plain = moco_v2_augment(images, config=AugmentConfig(size=24), generator=torch.Generator().manual_seed(3))
+    gen = torch.Generator().manual_seed(3)
+    out, params = moco_v2_augment(images, config=AugmentConfig(size=24), generator=gen, return_params=True)
+    assert torch.equal(out, plain)
+    follow = torch.Generator().manual_seed(3)
+    moco_v2_augment(images, config=AugmentConfig(size=24), generator=follow)
+    assert torch.equal(gen.get_state(), follow.get_state())  # the same number of draws
+    u_crop = torch.rand(8, CROP_ATTEMPTS, 4, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    assert torch.equal(params.box, _crop_boxes(8, 32, 32, AugmentConfig(size=24), u_crop).float())
+    assert params.box.dtype == torch.float32 and params.flip.dtype == torch.bool and params.image_size == (32, 32)
+    assert 0 < int(params.flip.sum()) < 8
+
+
+def test_params_say_which_image_point_each_output_pixel_shows():
+    """On ramp images (value = image x / W, resp. y / H, at every point: bilinear resampling keeps them exact),
+    each output pixel's value is the image coordinate that training.correspondence.view_to_image gives for it,
+    flips included."""
+    from training.correspondence import cell_centres, view_to_image
+
+    h, w, s, n = 40, 48, 16, 32
+    xs = (torch.arange(w, dtype=torch.float64) + 0.5) / w
+    ys = (torch.arange(h, dtype=torch.float64) + 0.5) / h
+    ramp = torch.stack([xs.view(1, w).expand(h, w), ys.view(h, 1).expand(h, w), torch.zeros(h, w, dtype=torch.float64)])
+    images = ramp.expand(n, 3, h, w).contiguous()
+    cfg = AugmentConfig(size=s, scale=(0.2, 0.6), jitter_p=0.0, gray_p=0.0, blur_p=0.0, mean=(0, 0, 0), std=(1, 1, 1))
+    out, params = moco_v2_augment(images, config=cfg, generator=torch.Generator().manual_seed(0), return_params=True)
+    assert 0 < int(params.flip.sum()) < n
+    u, v = cell_centres(s, s)
+    x, y = view_to_image(u.expand(n, s, s).double(), v.expand(n, s, s).double(), params)  # (N, s, s) pixels
+    inside = (x > 0.5) & (x < w - 0.5) & (y > 0.5) & (y < h - 0.5)  # away from the border clamp
+    assert inside.float().mean() > 0.8
+    torch.testing.assert_close(out[:, 0][inside] * w, x[inside].to(out.dtype), atol=1e-6, rtol=0)
+    torch.testing.assert_close(out[:, 1][inside] * h, y[inside].to(out.dtype), atol=1e-6, rtol=0)
+
+
+def test_crop_views_resample_the_box_without_other_changes():
+    from training.augment import crop_views
+
+    images = _images(n=3, size=40)
+    box = torch.tensor([[0.0, 0.0, 40.0, 40.0], [8.0, 4.0, 20.0, 20.0], [10.0, 10.0, 10.0, 10.0]])
+    out = crop_views(images, box, config=AugmentConfig(size=20))
+    assert out.shape == (3, 3, 20, 20)
+    whole = F.interpolate(images[:1].float() / 255, size=(20, 20), mode="bilinear", align_corners=False)
+    torch.testing.assert_close(out[:1], _normalise(whole))
+    torch.testing.assert_close(out[1], _normalise(images[1:2, :, 8:28, 4:24].float() / 255)[0])  # 20 px box at 20 px

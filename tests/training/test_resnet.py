@@ -133,3 +133,22 @@ def test_resnet_with_split_batchnorm_trains():
     assert isinstance(net.layer1[0].bn1, SplitBatchNorm)
     net(torch.randn(4, 3, 32, 32)).sum().backward()
     assert all(torch.isfinite(p.grad).all() for p in net.parameters())
+
+
+@pytest.mark.parametrize(("arch", "sides"), [("resnet18", (8, 4, 2)), ("resnet18-cifar-quarter", (16, 8, 4))])
+def test_forward_maps_returns_forwards_output_and_the_layer_maps(arch, sides):
+    """forward_maps' pooled vector is forward's, bit for bit, in training (batch statistics) and eval mode;
+    its layer4 map pooled is that vector, and each map has the stage's width and stride."""
+    x = torch.randn(4, 3, 32 if "cifar" in arch else 64, 32 if "cifar" in arch else 64,
+                    generator=torch.Generator().manual_seed(0))
+    for train in (True, False):
+        torch.manual_seed(1)
+        net = build_resnet(arch, norm_layer=partial(SplitBatchNorm, num_splits=2)).train(train)
+        ref = net(x)
+        pooled, maps = net.forward_maps(x)
+        assert torch.equal(pooled, ref)
+        assert list(maps) == ["layer2", "layer3", "layer4"]
+        w = net.out_dim // 8
+        for (name, m), c, side in zip(maps.items(), (2 * w, 4 * w, 8 * w), sides):
+            assert m.shape == (4, c, side, side), name
+        torch.testing.assert_close(maps["layer4"].mean((2, 3)), pooled)
