@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,33 @@ from training.augment import IMAGENET_MEAN, IMAGENET_STD  # the normalisation tr
 from training.resnet import build_resnet
 
 ENCODER_NAME = "encoder.pt"
+
+
+class UnsafeFileError(ValueError):
+    """A checkpoint that holds more than tensors and plain data: unpickling it could run code, so it is refused."""
+
+
+def load_plain(source: str | os.PathLike | bytes, *, map_location: str | torch.device = "cpu", name: str = "") -> Any:
+    """``torch.load`` with ``weights_only=True``: tensors, numbers, strings, lists, dicts, nothing that runs code.
+
+    A file someone shares (an ``encoder.pt`` above all) is only data, so loading it must not execute anything.
+
+    Args:
+        source: a file path, or the file's bytes.
+        map_location: where tensors go.
+        name: the file's name for the message (default: the path).
+
+    Raises:
+        UnsafeFileError: the file holds other objects (refused in one line, before anything of it runs).
+    """
+    what = name or str(source if not isinstance(source, bytes) else "the file")
+    try:
+        return torch.load(io.BytesIO(source) if isinstance(source, bytes) else source, map_location=map_location,
+                          weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UnsafeFileError(f"refusing to load {what}: it holds objects other than tensors and plain data, and "
+                              f"loading them could run code ({first[:160]})") from None
 
 
 def load_encoder(run: str | os.PathLike, *, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, dict[str, Any]]:
@@ -30,6 +58,7 @@ def load_encoder(run: str | os.PathLike, *, device: str | torch.device = "cpu") 
 
     Raises:
         FileNotFoundError: no encoder there.
+        UnsafeFileError: the file holds more than tensors and plain data.
     """
     path = Path(run)
     if path.is_dir():
@@ -37,7 +66,7 @@ def load_encoder(run: str | os.PathLike, *, device: str | torch.device = "cpu") 
     if not path.is_file():
         raise FileNotFoundError(f"no {ENCODER_NAME} at {path}; train one with `ess train`")
     raw = path.read_bytes()
-    record = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=False)
+    record = load_plain(raw, name=str(path))
     model = build_resnet(record["arch"])
     model.load_state_dict(record["state_dict"])
     record = {k: v for k, v in record.items() if k != "state_dict"}

@@ -44,7 +44,7 @@ from envsim.version import code_version
 from pairing.store import PAIRS_NAME
 from training.augment import AugmentConfig
 from training.config import TrainConfig, TrainError
-from training.encoder import ENCODER_NAME
+from training.encoder import ENCODER_NAME, load_plain
 from training.heads import AuxHead
 from training.inputs import ViewPlan, aux_inputs, step_views
 from training.methods import Learner, build_learner, view_plan
@@ -289,7 +289,10 @@ def _resume_checkpoint(
         raise TrainError(f"nothing to resume: {ckpt_path} does not exist")
     if not resume:
         return None, "trained"
-    ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
+    try:
+        ckpt = load_plain(ckpt_path, map_location=device)
+    except ValueError as exc:
+        raise TrainError(str(exc)) from None
     if ckpt["dataset"]["manifest_sha256"] != provenance["manifest_sha256"]:
         raise TrainError(f"{out} was trained on another dataset; choose another --out")
     saved = {**to_jsonable(TrainConfig()), **ckpt["config"]}  # settings the run predates take their defaults

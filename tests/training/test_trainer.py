@@ -199,3 +199,37 @@ def test_random_init_floor_is_the_runs_initial_network():
         floor = random_encoder(arch, seed=7).state_dict()
         assert start.keys() == floor.keys()
         assert all(torch.equal(start[k], floor[k]) for k in start), arch
+
+
+class _Marker:
+    """Unpickling this object runs os.system-like code: here it creates a file."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def test_shared_files_load_without_running_code(data, tmp_path):
+    """A crafted encoder.pt or checkpoint.pt whose unpickling would create a marker file is refused in one line,
+    and the marker never appears; real run files (every method's) load as plain data."""
+    from training.encoder import UnsafeFileError, load_encoder, load_plain
+
+    marker = tmp_path / "pwned"
+    evil = tmp_path / "evil"
+    evil.mkdir()
+    torch.save({"arch": "resnet18", "state_dict": {}, "payload": _Marker(marker)}, evil / "encoder.pt")
+    with pytest.raises(UnsafeFileError, match="refusing to load .*encoder.pt.*could run code"):
+        load_encoder(evil)
+    assert not marker.exists()
+    run = tmp_path / "run"
+    train(data, config=TrainConfig(method="ess-mb", epochs=1, **TINY), out=run)
+    torch.save({"model": {}, "payload": _Marker(marker)}, run / "checkpoint.pt")
+    with pytest.raises(TrainError, match="refusing to load"):
+        train(data, config=TrainConfig(method="ess-mb", epochs=1, **TINY), out=run, resume=True)
+    assert not marker.exists()
+    for method in ("moco", "byol", "sarl"):
+        out = tmp_path / method
+        train(data, config=TrainConfig(method=method, epochs=1, **TINY), out=out)
+        assert load_plain(out / "checkpoint.pt")["step"] > 0 and load_encoder(out)[1]["arch"] == "resnet18"
