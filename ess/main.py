@@ -28,6 +28,7 @@ def _subcommands() -> list[tuple[str, str, Callable[[argparse.ArgumentParser], N
     from ess import pair as pair_cli
     from ess import perf as perf_cli
     from ess import preview as preview_cmd
+    from ess import qa as qa_cli
     from ess import render as render_cli
     from ess import train as train_cli
     from ess import verify as verify_cmd
@@ -42,6 +43,8 @@ def _subcommands() -> list[tuple[str, str, Callable[[argparse.ArgumentParser], N
         ("inspect", "summarise a dataset, shard or scene file", inspect_cmd.add_arguments, inspect_cmd.run),
         ("verify", "check every shard of a dataset against its manifest", verify_cmd.add_arguments, verify_cmd.run),
         ("preview", "draw contact sheets and top-down trajectory maps (PNG)", preview_cmd.add_arguments, preview_cmd.run),
+        ("qa", "export the five Spatial-SSRL spatial QA tasks of a dataset for vision-language models", qa_cli.add_arguments, qa_cli.run),
+        ("qa-score", "score model responses to a QA export: accuracy and mean reward per task", qa_cli.add_score_arguments, qa_cli.run_score),
     ]
 
 

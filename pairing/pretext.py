@@ -547,46 +547,64 @@ def invert_permutation(permutation: np.ndarray) -> np.ndarray:
     return np.argsort(np.asarray(permutation), kind="stable")
 
 
-def _crop_to_grid(image: np.ndarray, grid: int) -> tuple[np.ndarray, int, int]:
-    """The image cropped to ``grid`` times its tile size (bottom/right remainder dropped), tile height, width."""
-    image = np.asarray(image)
-    if image.ndim not in (2, 3):
-        raise ValueError(f"image must be (H, W) or (H, W, C), got shape {image.shape}")
-    if int(grid) != grid or grid < 1:
-        raise ValueError(f"grid must be a positive whole number of tiles per side, got {grid}")
-    grid = int(grid)
-    h, w = image.shape[:2]
-    if h < grid or w < grid:
-        raise ValueError(f"image of {h}x{w} pixels is smaller than a {grid}x{grid} grid; use a smaller grid")
-    th, tw = h // grid, w // grid
-    return image[: grid * th, : grid * tw], th, tw
+def grid_shape(grid: int | tuple[int, int]) -> tuple[int, int]:
+    """Tiles per column and per row of a grid given as one side (square) or as ``(rows, cols)``.
+
+    Raises:
+        ValueError: when a side is not a positive whole number.
+    """
+    sides = tuple(grid) if isinstance(grid, (tuple, list)) else (grid, grid)
+    if len(sides) != 2 or any(int(g) != g or g < 1 for g in sides):
+        raise ValueError(f"grid must be a positive whole number of tiles per side or (rows, cols), got {grid}")
+    return int(sides[0]), int(sides[1])
 
 
-def apply_jigsaw(image: np.ndarray, permutation: np.ndarray, grid: int) -> np.ndarray:
-    """Rearrange the tiles of an image: the tile at position ``k`` comes from tile ``permutation[k]``.
-
-    Tiles are numbered row-major (``k = tile_row * grid + tile_col``). When the image height or width is
-    not a multiple of ``grid``, the bottom rows and right columns beyond the largest multiple are cropped
-    off first, so the output is ``(grid * (H // grid), grid * (W // grid), ...)``.
+def crop_to_grid(image: np.ndarray, grid: int | tuple[int, int]) -> tuple[np.ndarray, int, int]:
+    """The image cropped to whole tiles (bottom rows and right columns beyond them dropped).
 
     Args:
         image: (H, W) or (H, W, C), any dtype.
-        permutation: (grid*grid,) a permutation of ``range(grid*grid)``.
-        grid: tiles per side, >= 1.
+        grid: tiles per side, or ``(rows, cols)``.
+
+    Returns:
+        The cropped view ``(rows * th, cols * tw, ...)``, the tile height ``th`` and width ``tw`` in pixels.
+    """
+    image = np.asarray(image)
+    if image.ndim not in (2, 3):
+        raise ValueError(f"image must be (H, W) or (H, W, C), got shape {image.shape}")
+    rows, cols = grid_shape(grid)
+    h, w = image.shape[:2]
+    if h < rows or w < cols:
+        raise ValueError(f"image of {h}x{w} pixels is smaller than a {rows}x{cols} grid; use a smaller grid")
+    th, tw = h // rows, w // cols
+    return image[: rows * th, : cols * tw], th, tw
+
+
+def apply_jigsaw(image: np.ndarray, permutation: np.ndarray, grid: int | tuple[int, int]) -> np.ndarray:
+    """Rearrange the tiles of an image: the tile at position ``k`` comes from tile ``permutation[k]``.
+
+    Tiles are numbered row-major (``k = tile_row * cols + tile_col``). When the image height or width is
+    not a multiple of the tile count, the bottom rows and right columns beyond the largest multiple are
+    cropped off first (:func:`crop_to_grid`), so the output is ``(rows * (H // rows), cols * (W // cols), ...)``.
+
+    Args:
+        image: (H, W) or (H, W, C), any dtype.
+        permutation: (rows*cols,) a permutation of ``range(rows*cols)``.
+        grid: tiles per side, >= 1, or ``(rows, cols)``.
 
     Returns:
         A new array, the input's dtype.
     """
-    img, th, tw = _crop_to_grid(image, grid)
-    grid = int(grid)
-    k = grid * grid
+    img, th, tw = crop_to_grid(image, grid)
+    rows, cols = grid_shape(grid)
+    k = rows * cols
     perm = np.asarray(permutation)
     if perm.shape != (k,) or not np.array_equal(np.sort(perm), np.arange(k)):
-        raise ValueError(f"permutation must be a permutation of range({k}) for a {grid}x{grid} grid, got {perm}")
+        raise ValueError(f"permutation must be a permutation of range({k}) for a {rows}x{cols} grid, got {perm}")
     rest = img.shape[2:]
-    tiles = img.reshape(grid, th, grid, tw, *rest).swapaxes(1, 2).reshape(k, th, tw, *rest)  # (k, th, tw, ...)
+    tiles = img.reshape(rows, th, cols, tw, *rest).swapaxes(1, 2).reshape(k, th, tw, *rest)  # (k, th, tw, ...)
     out = tiles[perm]  # tile k <- tile perm[k]
-    return out.reshape(grid, grid, th, tw, *rest).swapaxes(1, 2).reshape(grid * th, grid * tw, *rest)
+    return out.reshape(rows, cols, th, tw, *rest).swapaxes(1, 2).reshape(rows * th, cols * tw, *rest)
 
 
 def sample_flipped_patch(*, rng: np.random.Generator, grid: int = 3) -> int:
@@ -597,35 +615,35 @@ def sample_flipped_patch(*, rng: np.random.Generator, grid: int = 3) -> int:
 
 
 def apply_flipped_patch(
-    image: np.ndarray, index: int, grid: int, axis: FlipAxis | int = FlipAxis.LEFT_RIGHT
+    image: np.ndarray, index: int, grid: int | tuple[int, int], axis: FlipAxis | int = FlipAxis.LEFT_RIGHT
 ) -> np.ndarray:
     """Flip one tile of an image in place of itself; the label is ``index``.
 
-    The image is cropped to a multiple of ``grid`` exactly as in :func:`apply_jigsaw`. Flipping twice with
-    the same arguments restores the (cropped) image.
+    The image is cropped to whole tiles exactly as in :func:`apply_jigsaw`. Flipping twice with the same
+    arguments restores the (cropped) image.
 
     Reference: Liu et al., Spatial-SSRL, arXiv:2510.27606 (flipped patch recognition).
 
     Args:
         image: (H, W) or (H, W, C), any dtype.
-        index: row-major tile index in [0, grid*grid).
-        grid: tiles per side, >= 1.
+        index: row-major tile index in [0, rows*cols).
+        grid: tiles per side, >= 1, or ``(rows, cols)``.
         axis: :class:`FlipAxis`; 1 (``LEFT_RIGHT``, default) mirrors the tile horizontally, 0 (``UP_DOWN``)
             vertically.
 
     Returns:
         A new array, the input's dtype.
     """
-    img, th, tw = _crop_to_grid(image, grid)
-    grid = int(grid)
+    img, th, tw = crop_to_grid(image, grid)
+    rows, cols = grid_shape(grid)
     try:
         axis = FlipAxis(axis)
     except ValueError:
         raise ValueError(f"axis must be FlipAxis.UP_DOWN (0) or FlipAxis.LEFT_RIGHT (1), got {axis!r}") from None
-    if int(index) != index or not 0 <= index < grid * grid:
-        raise ValueError(f"index must be a tile index in [0, {grid * grid}) for a {grid}x{grid} grid, got {index}")
+    if int(index) != index or not 0 <= index < rows * cols:
+        raise ValueError(f"index must be a tile index in [0, {rows * cols}) for a {rows}x{cols} grid, got {index}")
     out = img.copy()
-    r, c = divmod(int(index), grid)
-    rows, cols = slice(r * th, (r + 1) * th), slice(c * tw, (c + 1) * tw)
-    out[rows, cols] = np.flip(img[rows, cols], axis=int(axis))
+    r, c = divmod(int(index), cols)
+    box = (slice(r * th, (r + 1) * th), slice(c * tw, (c + 1) * tw))
+    out[box] = np.flip(img[box], axis=int(axis))
     return out

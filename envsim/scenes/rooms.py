@@ -9,12 +9,14 @@ A scene file (GLB, PLY, OBJ) may have a sidecar ``<stem>.rooms.json`` next to it
         {"label": "kitchen", "polygon": [[x, z], ...], "floor": 0.0, "ceiling": 2.6},
         ...
       ],
-      "objects": {"<node name>": {"room": 0, "category": "bed"}, ...}
+      "objects": {"<node name>": {"room": 0, "category": "bed", "yaw": 3.141593}, ...}
     }
 
 For ``"up": "y"`` a polygon lists (x, z) floor coordinates in metres and ``floor``/``ceiling`` are
 heights along +Y. For ``"up": "z"`` the polygon lists (x, y) and heights are along +Z; the loader maps
-them to the Y-up world as (x, y, z) -> (x, z, -y), like the mesh itself.
+them to the Y-up world as (x, y, z) -> (x, z, -y), like the mesh itself. An object's optional ``yaw`` is the
+way it faces (its front), radians about +Y with 0 facing -Z; the loader ignores it, ``ess qa`` reads it from
+``"up": "y"`` sidecars, and procedural houses write it for furniture with a front.
 """
 
 from __future__ import annotations

@@ -43,7 +43,8 @@ class House:
             hallway; polygons are the interior floor rectangles. Two extra keys: ``"doors"``, a list of
             ``{"rooms": [i, j], "center": [x, z], "normal": [nx, nz], "width": m, "height": m}`` (centre on
             the wall centre line, normal pointing from room i into room j), and ``"generator"``, :data:`GENERATOR`
-            name and the config.
+            name and the config. Objects with a front (:data:`~envsim.scenes.procedural.nodes.FACING`) carry
+            ``"yaw"``: the way they face, radians about +Y, 0 = facing -Z, pi / 2 = facing -X.
     """
 
     scene: trimesh.Scene
@@ -74,6 +75,8 @@ def generate_house(*, rng: np.random.Generator, config: ProceduralConfig = Proce
     for name, room, category, (v, f), mat in out.nodes:
         scene.add_geometry(to_trimesh(v, f, mat), node_name=name, geom_name=name)
         objects[name] = {"room": room, "category": category}
+        if name in out.yaw:
+            objects[name]["yaw"] = out.yaw[name]
     t = config.wall_thickness / 2
     sidecar = {
         "format": SIDECAR_FORMAT,

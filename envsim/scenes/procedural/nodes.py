@@ -5,6 +5,8 @@ Also their conversion to textured trimesh meshes.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import trimesh
 
@@ -12,6 +14,14 @@ from envsim.scenes.procedural.geometry import Frame, Geo, planar_uv
 from envsim.scenes.procedural.materials import Mat
 
 Parts = list[tuple[str, Geo, Mat]]  # a furniture item's parts: (name suffix, local geometry, material)
+
+FACING = frozenset({
+    "armchair", "bathtub", "bed", "bookshelf", "cabinet", "console_table", "counter", "desk", "dresser", "fridge",
+    "mirror", "nightstand", "picture", "sideboard", "sink", "sofa", "toilet", "tv", "tv_stand", "wardrobe",
+    "washing_machine",
+})
+"""Categories with a front (local +z of their frame, which wall spots turn into the room): their sidecar entries
+record a ``yaw``. Round or symmetric items (tables, islands, rugs, lamps, plants, coat racks, showers) have none."""
 
 
 def to_trimesh(v: np.ndarray, f: np.ndarray, mat: Mat) -> trimesh.Trimesh:
@@ -38,6 +48,7 @@ class Nodes:
     def __init__(self) -> None:
         """Start with no nodes."""
         self.nodes: list[tuple[str, int, str, Geo, Mat]] = []
+        self.yaw: dict[str, float] = {}  # node name -> facing yaw (radians about +Y, 0 = facing -Z)
         self._count: dict[tuple[int, str], int] = {}
         self.n_triangles = 0
 
@@ -57,8 +68,16 @@ class Nodes:
         self.n_triangles += len(geo[1])
 
     def add_item(self, room: int, item: str, category: str, frame: Frame, parts: Parts) -> None:
-        """Add a furniture item's parts (local geometry) placed by ``frame``, named ``<item><k>_<part>``."""
+        """Add a furniture item's parts (local geometry) placed by ``frame``, named ``<item><k>_<part>``.
+
+        Items of a :data:`FACING` category also record their facing yaw: local +z turned by ``frame.theta``
+        about +Y, as radians in (-pi, pi] with 0 facing -Z (``yaw = theta + pi``), rounded to 1e-6 (pi is 3.141593).
+        """
         k = self._count.get((room, item), 0)
         self._count[(room, item)] = k + 1
+        yaw = round(math.remainder(frame.theta + math.pi, 2 * math.pi), 6) if category in FACING else None
         for suffix, (v, f), mat in parts:
-            self.add(room, f"{item}{k}_{suffix}", category, (frame.apply(v), f), mat)
+            name = f"{item}{k}_{suffix}"
+            self.add(room, name, category, (frame.apply(v), f), mat)
+            if yaw is not None and len(f):
+                self.yaw[f"r{room:02d}/{name}"] = yaw
