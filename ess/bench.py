@@ -1,15 +1,17 @@
 """``ess bench RUN --data DIR`` and ``ess bench RUN... --compare``: options and terminal around
 :func:`benchmarks.evaluation.evaluate.evaluate_run` and :func:`benchmarks.evaluation.compare.compare_runs`.
 
-- One run: evaluates it on ``--data`` and writes ``bench.json`` + ``bench.md`` into ``--out`` (default
-  ``<run>/bench``); prints the Markdown summary.
+- One run: evaluates it on ``--data`` (room classification, localization and, when the dataset has a
+  ``pairs.h5``, the SP, jigsaw and relative-pose probes) and writes ``bench.json`` + ``bench.md`` into
+  ``--out`` (default ``<run>/bench``); prints the Markdown summary.
 - ``--results DIR --readme README.md``: rewrites the README's ESS section from a results folder
   (``comparison.json`` + ``demo.json``, e.g. ``benchmarks/results/ess_cpu`` from ``ess demo --results``).
 - ``--compare``: reads each run's ``<run>/bench/bench.json``. With ``--data``, a run without a report, or
   whose report is stale (another checkpoint, dataset or bench settings), is evaluated first and its report
   written into ``<run>/bench`` (always there, so the next comparison finds it). The comparison goes to
   ``--out`` (default ``./comparison``): ``comparison.json``, ``comparison.md``, ``comparison.png``; the
-  table is printed.
+  table is printed. Any training method may be compared (``moco``, ``ess-mb``, ``ess-mw`` come first, then
+  the others by name, each against ``moco`` per seed).
 
 Benchmarking on a dataset other than the one the run was trained on (e.g. another rendering of the same
 scenes) is allowed: both manifest hashes are recorded and a warning is logged.
@@ -43,6 +45,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="most L-BFGS iterations of the linear probe (default 100)")
     p.add_argument("--image-size", type=positive_int,
                    help="side in pixels fed to the encoders (default: the run's training size)")
+    p.add_argument("--pretext-views", type=non_negative_int, default=1000,
+                   help="most views per split whose crops and jigsaw tiles the SP and jigsaw probes embed, a sample "
+                   "drawn with --seed (default 1000; 0 = every view); each costs 11 encoder passes")
     p.add_argument("--batch-size", type=positive_int, default=256, help="images per forward pass (default 256)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default auto)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -63,7 +68,8 @@ def _config(args: argparse.Namespace):
         device = "cuda" if torch.cuda.is_available() else "cpu"
     try:
         return BenchConfig(knn_k=args.knn_k, probe_epochs=args.probe_epochs, seed=args.seed, batch_size=args.batch_size,
-                           device=device, image_size=args.image_size, random_init_seed=args.random_init_seed)
+                           device=device, image_size=args.image_size, random_init_seed=args.random_init_seed,
+                           pretext_views=args.pretext_views or None)
     except ValueError as exc:
         raise UserError(str(exc)) from exc
 
@@ -129,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
             "benchmarking needs PyTorch: pip install 'torch==2.13.0' (or this package's [train] extra)"
         ) from None
     from benchmarks.evaluation.compare import compare_runs, comparison_markdown, write_comparison
-    from benchmarks.evaluation.evaluate import BENCH_DIR, REPORT_JSON, bench_markdown, read_report, write_report
+    from benchmarks.evaluation.report import BENCH_DIR, REPORT_JSON, bench_markdown, read_report, write_report
 
     if args.results:
         return _readme(args)

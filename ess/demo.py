@@ -1,5 +1,10 @@
 """``ess demo``: run :func:`benchmarks.evaluation.demo.plan_steps` through the ``ess`` command, skipping finished steps.
 
+``--methods`` lists the training methods (default moco, ess-mb, ess-mw); each is passed to ``ess train
+--method`` as it is, so a method works here as soon as ``ess train`` has it. Before anything runs, every
+training step's arguments are parsed by ``ess train``'s own parser: a name it does not know is refused with
+its message, before the dataset is rendered.
+
 ``<out>/demo.json`` records the command, the resolved demo config, the machine, the code version and the
 wall time of every step (kept from earlier runs for steps that were already done), rewritten after each step.
 """
@@ -26,6 +31,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seeds", type=int, help="override training seeds per method")
     p.add_argument("--batch-size", type=int, help="override the training batch (a multiple of the BN splits)")
     p.add_argument("--arch", help="override the backbone (e.g. resnet18)")
+    p.add_argument("--methods", nargs="+", metavar="METHOD",
+                   help="training methods to run, bench and compare (default: moco ess-mb ess-mw; any `ess train "
+                   "--method` name, e.g. byol sarl)")
     p.add_argument("--seed", type=non_negative_int, default=0, help="dataset seed (default 0)")
     p.add_argument("--device", default="auto", help="training/evaluation device (default auto)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -40,13 +48,14 @@ def run(args: argparse.Namespace) -> int:
     from envsim.provenance import write_json_atomic
     from envsim.version import code_version
 
-    keys = ("houses", "views", "epochs", "seeds", "batch_size", "arch")
+    keys = ("houses", "views", "epochs", "seeds", "batch_size", "arch", "methods")
     overrides = {k: getattr(args, k) for k in keys if getattr(args, k) is not None}
     try:
         cfg = dataclasses.replace(FULL if args.full else QUICK, **overrides)
         steps = plan_steps(cfg, out=args.out, seed=args.seed, device=args.device, progress=not args.no_progress)
     except (TypeError, ValueError) as exc:
         raise UserError(str(exc)) from exc
+    _check_train_arguments(steps)
     record_path = Path(args.out) / "demo.json"
     earlier = {}
     if record_path.is_file():
@@ -83,3 +92,22 @@ def run(args: argparse.Namespace) -> int:
         for path in copy_results(args.out, args.results):
             print(path)
     return 0
+
+
+def _check_train_arguments(steps) -> None:
+    """Parse every training step's arguments with ``ess train``'s parser before anything runs.
+
+    Raises:
+        UserError: ``ess train`` refuses a step's arguments (e.g. a method it does not have), with its message.
+    """
+    from ess import train as train_cli
+
+    parser = argparse.ArgumentParser(prog="ess train", exit_on_error=False)
+    train_cli.add_arguments(parser)
+    for step in steps:
+        if step.argv[0] != "train":
+            continue
+        try:
+            parser.parse_args(list(step.argv[1:]))
+        except argparse.ArgumentError as exc:
+            raise UserError(f"step '{step.name}': ess train refuses it: {exc}") from None

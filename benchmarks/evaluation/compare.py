@@ -1,8 +1,10 @@
 """Compare bench reports across methods and seeds: the ESS paper's table (arXiv 2401.15120) on our data.
 
-Runs are grouped by training method (``moco``, ``ess-mb``, ``ess-mw``, then any other in name order);
-every scalar metric of the ``trained`` representation is summarised per setting as mean ± sample std over
-the group's runs (its training seeds). The floors count each distinct network once: ``random-init`` (per
+Runs are grouped by training method (``moco``, ``ess-mb``, ``ess-mw``, then any other, e.g. ``byol`` or
+``sarl``, in name order); every scalar metric of the ``trained`` representation is summarised per setting as
+mean ± sample std over the group's runs (its training seeds). The table shows room classification and
+localization first, then the pretext probes (SP R^2, jigsaw permutation and tile accuracy, relative-pose
+medians: :mod:`benchmarks.evaluation.pretext`). The floors count each distinct network once: ``random-init`` (per
 architecture) over its distinct initialisation seeds, ``pixels`` once (n = 1: it has no seed).
 
 Paired differences: each method other than ``moco`` minus ``moco``, and each method minus its random-init
@@ -40,6 +42,11 @@ TABLE_COLUMNS = (
     ("loc_retrieval_median_m", "retrieval median m", "m"),
     ("loc_retrieval_recall_1m", "R@1 m %", "pct"),
     ("loc_regression_median_m", "regression median m", "m"),
+    ("sp_r2", "SP R²", "m"),
+    ("jigsaw_perm_top1", "jigsaw perm %", "pct"),
+    ("jigsaw_tile_acc", "jigsaw tiles %", "pct"),
+    ("pose_median_m", "pose median m", "m"),
+    ("pose_median_deg", "pose median °", "m"),
 )
 PLOT_METRICS = (
     ("room_linear_top1", "room classification, linear top-1"),
@@ -225,7 +232,7 @@ def _diff_cell(stat: dict[str, Any] | None, kind: str) -> str:
 
 
 def differences_markdown(comparison: dict[str, Any]) -> list[str]:
-    """The paired differences as Markdown table lines (percentage points or metres, 95 % CI)."""
+    """The paired differences as Markdown table lines (percentage points, metres, degrees or R^2; 95 % CI)."""
     settings = comparison["settings"]
     diffs = comparison.get("differences") or {}
     if not diffs:
@@ -243,16 +250,17 @@ def differences_markdown(comparison: dict[str, Any]) -> list[str]:
 
 def comparison_markdown(comparison: dict[str, Any]) -> str:
     """The comparison as Markdown: one row per method and floor, for each setting the room classification
-    (linear, k-NN top-1 %) and localization (retrieval median m, recall@1 m %, regression median m) columns,
-    each ``mean ± std`` over the row's runs; then the paired differences with their 95 % confidence
+    (linear, k-NN top-1 %), localization (retrieval median m, recall@1 m %, regression median m) and pretext
+    probe (SP R^2, jigsaw permutation and tile %, relative-pose median m and degrees) columns, each
+    ``mean ± std`` over the row's runs; then the paired differences with their 95 % confidence
     intervals, and the checks."""
     settings = comparison["settings"]
     head = ["method", "n"] + [f"{s} {label}" for s in settings for _, label, _ in TABLE_COLUMNS]
     lines = [
-        "# Room classification and spatial localization, familiar vs unfamiliar scenes",
+        "# Room classification, spatial localization and pretext probes, familiar vs unfamiliar scenes",
         "",
-        f"Dataset `{comparison['dataset_manifest_sha256'][:12]}`; mean ± std over training seeds "
-        f"(std with ddof=1; each floor network counted once: random-init per initialisation seed, pixels once); bench settings {comparison['bench_config']}.",
+        (f"Dataset `{comparison['dataset_manifest_sha256'][:12]}`; mean ± std over training seeds "
+         f"(std with ddof=1; each floor network counted once: random-init per initialisation seed, pixels once); bench settings {comparison['bench_config']}."),
         "",
         "| " + " | ".join(head) + " |",
         "| --- | ---: | " + " | ".join("---:" for _ in head[2:]) + " |",
@@ -264,9 +272,9 @@ def comparison_markdown(comparison: dict[str, Any]) -> str:
     lines.append("")
     diff_lines = differences_markdown(comparison)
     if diff_lines:
-        lines += ["Paired differences over training seeds (same seed = same initial network, view order and "
-                  "augmentations): mean [95 % CI], percentage points or metres (lower is better for the "
-                  "medians).", "", *diff_lines, ""]
+        lines += [("Paired differences over training seeds (same seed = same initial network, view order and "
+                   "augmentations): mean [95 % CI], percentage points, metres, degrees or R² (lower is better for "
+                   "the medians)."), "", *diff_lines, ""]
     for name, check in (comparison.get("checks") or {}).items():
         if check.get("passed") is None:
             continue

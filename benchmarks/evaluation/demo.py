@@ -1,6 +1,7 @@
 """The plan of ``ess demo``: the whole chain on procedural houses, ending with the ESS comparison table.
 
-render -> pair -> train moco / ess-mb / ess-mw, several seeds each -> bench each -> compare. The default
+render -> pair -> train each method (default moco / ess-mb / ess-mw; any name ``ess train --method`` takes),
+several seeds each -> bench each -> compare. The default
 (:data:`QUICK`) is the CPU protocol: sized to finish in under 20 minutes on 2 cores, with what a CPU needs to
 learn in that time (32x32 images, a quarter-width ResNet-18 with a CIFAR stem, mild augmentations, a
 higher learning rate, more epochs), all recorded in each run's config. ``--full`` (:data:`FULL`) is sized for a GPU (the ESS
@@ -35,6 +36,10 @@ class DemoConfig:
         workers: data loader processes.
         mild_augment: milder augmentations and 2 BN splits for short CPU runs (crop area >= 0.6, half the
             colour jitter, no blur); the full run uses MoCo-v2's.
+        methods: training methods, each passed to ``ess train --method`` (which refuses a name it does not
+            know); distinct, non-empty, usable in a folder name.
+        pretext_views: the bench's ``--pretext-views`` (most views per split in the SP and jigsaw probes;
+            None: every view).
     """
 
     houses: int = 10
@@ -50,11 +55,25 @@ class DemoConfig:
     mlp_hidden: int = 512
     workers: int = 0
     mild_augment: bool = True
+    methods: tuple[str, ...] = METHODS
+    pretext_views: int | None = 150
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "methods", tuple(self.methods))
+        if not self.methods:
+            raise ValueError("--methods needs at least one training method (e.g. moco ess-mb ess-mw)")
+        if len(set(self.methods)) != len(self.methods):
+            raise ValueError(f"--methods names a method twice: {' '.join(self.methods)}; give each once")
+        for m in self.methods:
+            if not isinstance(m, str) or not m or m.startswith("-") or any(c in m for c in "/\\ \t") or m in (".", ".."):
+                raise ValueError(f"method {m!r} cannot name a run folder; give names such as moco, ess-mb, byol")
+        if self.pretext_views is not None and self.pretext_views < 1:
+            raise ValueError(f"pretext_views must be None (every view) or >= 1, got {self.pretext_views}")
 
 
 QUICK = DemoConfig()
 FULL = DemoConfig(houses=30, views=1000, size=128, epochs=60, batch_size=256, seeds=3, arch="resnet18", lr=None,
-                  mlp_hidden=2048, workers=8, mild_augment=False)
+                  mlp_hidden=2048, workers=8, mild_augment=False, pretext_views=2000)
 
 
 @dataclass(frozen=True)
@@ -91,7 +110,7 @@ def plan_steps(cfg: DemoConfig, *, out: str | Path, seed: int = 0, device: str =
     ]
     mild = ("--crop-min-scale", "0.6", "--jitter-strength", "0.5", "--no-blur", "--bn-splits", "2") if cfg.mild_augment else ()
     lr = ("--lr", str(cfg.lr)) if cfg.lr is not None else ()
-    runs = [out / "runs" / f"{method}-seed{s}" for method in METHODS for s in range(cfg.seeds)]
+    runs = [out / "runs" / f"{method}-seed{s}" for method in cfg.methods for s in range(cfg.seeds)]
     for run_dir in runs:
         method, s = run_dir.name.rsplit("-seed", 1)
         resume = ("--resume",) if (run_dir / "checkpoint.pt").is_file() else ()
@@ -103,8 +122,10 @@ def plan_steps(cfg: DemoConfig, *, out: str | Path, seed: int = 0, device: str =
              *resume, *quiet),
             done=(run_dir / "encoder.pt").is_file(),
         ))
+    pretext = ("--pretext-views", str(cfg.pretext_views or 0))
     for run_dir in runs:
-        steps.append(Step(f"bench {run_dir.name}", ("bench", str(run_dir), "--data", str(data), "--device", device, *quiet),
+        steps.append(Step(f"bench {run_dir.name}", ("bench", str(run_dir), "--data", str(data), "--device", device,
+                                                    *pretext, *quiet),
                           done=(run_dir / "bench" / "bench.json").is_file()))
     steps.append(Step("compare", ("bench", "--compare", *map(str, runs), "--out", str(out / "comparison")), done=False))
     return steps

@@ -19,6 +19,9 @@ localization in environments seen in training ("familiar") and held-out ones ("u
   unknown (-1) are left out of training and of scoring. ``room_majority_top1`` (the most frequent training
   room everywhere) is the chance floor.
 - **Localization**: :mod:`benchmarks.evaluation.localization` on the held-out trajectories of each side.
+- **Pretext probes** (when the dataset has a ``pairs.h5``; otherwise their keys are None and
+  ``report["pretext"]["skipped"]`` says why): SP crop position/scale, jigsaw permutation and relative pose of
+  spatial partners, read from the stored pretext labels (:mod:`benchmarks.evaluation.pretext`).
 
 Invariants checked on every run (a failure raises, it is never just logged): the encoder's parameters and
 buffers are unchanged by the evaluation (:func:`training.encoder.state_digest` before and after); no view
@@ -29,7 +32,6 @@ hashes, code version and machine.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -42,10 +44,22 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from benchmarks.evaluation.features import Derived, FeatureSettings, embed_views
 from benchmarks.evaluation.localization import localization_errors, localization_summary
 from benchmarks.evaluation.metrics import confusion_matrix, per_class_accuracy, top1_accuracy
+from benchmarks.evaluation.pretext import (
+    TRAIN,
+    PretextLabelsError,
+    PretextPlan,
+    load_pretext_labels,
+    plan_pretext,
+    pretext_images,
+    pretext_metrics,
+    skipped_metrics,
+)
 from benchmarks.evaluation.probes import knn_classify, linear_probe
-from envsim.provenance import atomic_write, to_jsonable
+from benchmarks.evaluation.report import REPORT_FORMAT
+from envsim.provenance import to_jsonable
 
 if TYPE_CHECKING:
     from envsim.store.reader import DatasetReader
@@ -53,14 +67,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-REPORT_FORMAT = "ess-bench/1"
-REPORT_JSON = "bench.json"
-REPORT_MD = "bench.md"
-BENCH_DIR = "bench"
 REPRESENTATIONS = ("trained", "random-init", "pixels")
 SETTINGS = ("familiar", "unfamiliar")
-READ_CHUNK = 512  # views read from the shards (and embedded) at a time
-DETERMINING_FIELDS = ("knn_k", "probe_epochs", "seed", "random_init_seed", "pixels_size", "image_size", "ridge_alpha")
+DETERMINING_FIELDS = ("knn_k", "probe_epochs", "seed", "random_init_seed", "pixels_size", "image_size", "ridge_alpha",
+                      "pretext_views")
 
 
 class LeakageError(RuntimeError):
@@ -82,7 +92,11 @@ class BenchConfig:
         device: torch device of the encoders ("cpu", "cuda", "cuda:1", ...).
         image_size: side in pixels the encoders see; None = the run's training image size when recorded,
             else the dataset's width.
-        ridge_alpha: penalty of the position regression readout, >= 0.
+        ridge_alpha: penalty of the position regression readout, >= 0 (the SP and pose probes choose theirs
+            by leave-one-out error on the training views).
+        pretext_views: most views per split (train, familiar, unfamiliar; a sample drawn with ``seed``)
+            whose crops and jigsaw tiles are embedded for the SP and jigsaw probes, >= 1; None = every view.
+            Each costs 2 + 9 encoder passes.
     """
 
     knn_k: int = 20
@@ -94,6 +108,7 @@ class BenchConfig:
     device: str = "cpu"
     image_size: int | None = None
     ridge_alpha: float = 1.0
+    pretext_views: int | None = 1000
 
     def __post_init__(self) -> None:
         for name in ("knn_k", "probe_epochs", "pixels_size", "batch_size"):
@@ -106,6 +121,8 @@ class BenchConfig:
                              f"got {self.random_init_seed!r}")
         if self.image_size is not None and not _whole(self.image_size, 1):
             raise ValueError(f"image_size must be None (automatic) or whole pixels >= 1, got {self.image_size!r}")
+        if self.pretext_views is not None and not _whole(self.pretext_views, 1):
+            raise ValueError(f"pretext_views must be None (every view) or a whole number >= 1, got {self.pretext_views!r}")
         alpha = self.ridge_alpha
         if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not (math.isfinite(alpha) and alpha >= 0):
             raise ValueError(f"ridge_alpha must be a finite number >= 0, got {alpha!r}")
@@ -117,21 +134,6 @@ class BenchConfig:
 
 def _whole(value: Any, minimum: int) -> bool:
     return not isinstance(value, bool) and isinstance(value, (int, np.integer)) and value >= minimum
-
-
-def pixel_features(images: np.ndarray, size: int) -> np.ndarray:
-    """The raw-pixel baseline: RGB averaged over areas down to ``size`` x ``size``, flattened.
-
-    Args:
-        images: uint8 (N, H, W, 3).
-        size: output side in pixels.
-
-    Returns:
-        float32 (N, 3 * size * size) in [0, 1].
-    """
-    x = torch.as_tensor(np.asarray(images)).permute(0, 3, 1, 2).float() / 255.0  # (N, 3, H, W)
-    x = torch.nn.functional.adaptive_avg_pool2d(x, (size, size))  # (N, 3, size, size)
-    return x.reshape(x.shape[0], -1).numpy()
 
 
 def _scene_ids(names: list[str], wanted) -> np.ndarray:
@@ -209,22 +211,6 @@ def room_warnings(room: np.ndarray, train: np.ndarray, tests: dict[str, np.ndarr
     return out
 
 
-def _embed_all(reader, views: np.ndarray, models: dict[str, torch.nn.Module], *, config: BenchConfig, size: int,
-               progress: Callable[[int, int], None] | None) -> dict[str, np.ndarray]:
-    """Features of ``views`` for each model plus raw pixels; each image is read from the shards once."""
-    from training.encoder import embed
-
-    parts: dict[str, list[np.ndarray]] = {name: [] for name in (*models, "pixels")}
-    for s in range(0, views.size, READ_CHUNK):
-        rgb = reader.read_many("rgb", views[s : s + READ_CHUNK])  # uint8 (c, H, W, 3)
-        for name, model in models.items():
-            parts[name].append(embed(model, rgb, batch_size=config.batch_size, size=size, device=config.device))
-        parts["pixels"].append(pixel_features(rgb, config.pixels_size))
-        if progress is not None:
-            progress(min(s + READ_CHUNK, views.size), views.size)
-    return {k: np.concatenate(v).astype(np.float32) if v else np.zeros((0, 0), np.float32) for k, v in parts.items()}
-
-
 def _room_metrics(feats: np.ndarray, room: np.ndarray, train: np.ndarray, tests: dict[str, np.ndarray],
                   room_names: list[str], config: BenchConfig) -> dict[str, dict[str, Any]]:
     """Room classification results per setting (train on ``train`` rows; score each test mask's labelled rows)."""
@@ -279,13 +265,15 @@ def evaluate_run(
     Returns:
         The report (JSON-ready; NaN is written as None): provenance keys (``run``, ``checkpoint``,
         ``method``, ``arch``, ``training_seed``, ``seeds``, ``bench_config``, ``image_size``, ``dataset``,
-        ``splits``, ``checks``, ``code_version``, ``machine``, ``created_utc``) and
+        ``splits``, ``checks``, ``code_version``, ``machine``, ``created_utc``), ``pretext`` (the pretext
+        probes' labels file, sample sizes and checks, or ``skipped`` with the reason) and
         ``results[representation][setting][metric]``.
 
     Raises:
         FileNotFoundError: no encoder in ``run``.
         ValueError: ``data`` is not a finished dataset.
-        LeakageError: an unfamiliar scene leaks into probe training or was trained on.
+        LeakageError: an unfamiliar scene leaks into probe training or was trained on, or a pretext probe's
+            sample leaves its split.
         RuntimeError: the evaluation changed an encoder (a bug: evaluation must be read-only).
     """
     from envsim.store.reader import DatasetReader
@@ -298,33 +286,32 @@ def evaluate_run(
     model, record = load_encoder(run, device=config.device)
     checks = check_no_leakage(splits, meta, reader.scene_names, record)
     manifest_sha = reader.manifest_sha256()
-    trained_on = (record.get("dataset") or {}).get("manifest_sha256")
-    if trained_on is not None and trained_on != manifest_sha:
-        log.warning(
-            "the run was trained on dataset %s…, benchmarking on %s… (another rendering or another dataset)",
-            trained_on[:12], manifest_sha[:12],
-        )
+    trained_on = _trained_on(record, manifest_sha)
     size = config.image_size or (record.get("config") or {}).get("image_size") or reader.width
     init_seed = config.random_init_seed if config.random_init_seed is not None else int(record.get("seed") or 0)
     models = {"trained": model, "random-init": random_encoder(record["arch"], seed=init_seed, device=config.device)}
     before = {name: state_digest(m) for name, m in models.items()}
+    tests = {"familiar": splits.familiar, "unfamiliar": splits.unfamiliar}
+    plan, pretext = _pretext_plan(reader, manifest_sha, {TRAIN: splits.train, **tests}, config)
 
     used = splits.train | splits.familiar | splits.unfamiliar
     views = np.flatnonzero(used)  # embed only views some protocol uses
+    settings = FeatureSettings(size=size, batch_size=config.batch_size, device=config.device, pixels_size=config.pixels_size)
+    derived = None if plan is None else Derived(plan.views, lambda rgb, v: pretext_images(rgb, v, labels=plan.labels, size=size))
     try:
-        feats_used = _embed_all(reader, views, models, config=config, size=size, progress=progress)
+        feats_used, feats_parts = embed_views(reader, views, models, settings=settings, derived=derived, progress=progress)
     finally:
         reader.close()  # metadata stays cached; no image is read after this
     _check_unchanged(models, before, "while embedding")
 
     room = meta["room"].astype(np.int64)
-    tests = {"familiar": splits.familiar, "unfamiliar": splits.unfamiliar}
     warnings = room_warnings(room, splits.train, tests, reader.room_names)
     for text in warnings:
         log.warning("%s", text)
     queries = {setting: splits.query & mask for setting, mask in tests.items()}
     results, feature_dims = _probe_results(feats_used, views, len(reader), meta, splits, tests=tests, queries=queries,
                                            room_names=reader.room_names, config=config)
+    _add_pretext(results, feats_used, feats_parts, views, len(reader), plan, config)
     _check_unchanged(models, before, "during the probes")
     checks.update({"encoder_unchanged": True, "random_encoder_unchanged": True, "encoder_digest": before["trained"]})
 
@@ -335,7 +322,51 @@ def evaluate_run(
     report = _report(run, record, config, reader=reader, size=size, init_seed=init_seed, feature_dims=feature_dims,
                      manifest_sha=manifest_sha, trained_on=trained_on, summary=summary, warnings=warnings,
                      checks=checks, results=results)
+    report["pretext"] = pretext
     return to_jsonable(report, finite=True)
+
+
+def _trained_on(record: dict[str, Any], manifest_sha: str) -> str | None:
+    """The manifest SHA-256 the run was trained on (None: not recorded); a warning when it is not ``manifest_sha``."""
+    trained_on = (record.get("dataset") or {}).get("manifest_sha256")
+    if trained_on is not None and trained_on != manifest_sha:
+        log.warning(
+            "the run was trained on dataset %s…, benchmarking on %s… (another rendering or another dataset)",
+            trained_on[:12], manifest_sha[:12],
+        )
+    return trained_on
+
+
+def _pretext_plan(reader: DatasetReader, manifest_sha: str, masks: dict[str, np.ndarray],
+                  config: BenchConfig) -> tuple[PretextPlan | None, dict[str, Any]]:
+    """The pretext probes' plan and its summary for the report, or (None, the reason they are skipped)."""
+    try:
+        labels = load_pretext_labels(reader.folder, manifest_sha256=manifest_sha, n_views=len(reader))
+    except PretextLabelsError as exc:
+        log.warning("pretext probes skipped: %s", exc)
+        return None, {"skipped": str(exc)}
+    plan = plan_pretext(labels, masks, max_views=config.pretext_views, seed=config.seed)
+    for split, mask in masks.items():  # the probes train on training views only and never mix splits
+        pairs = plan.pairs[split]
+        if not (np.all(mask[plan.samples[split]]) and np.all(mask[pairs.view]) and np.all(mask[pairs.partner])):
+            raise LeakageError(f"the pretext probes' {split} views or pairs leave the {split} split; the plan is inconsistent")
+    return plan, {**plan.summary(), "checks": {"samples_and_pairs_inside_their_split": True}}
+
+
+def _add_pretext(results: dict[str, dict[str, dict[str, Any]]], feats_used: dict[str, np.ndarray],
+                 feats_parts: dict[str, np.ndarray], views: np.ndarray, n: int, plan: PretextPlan | None,
+                 config: BenchConfig) -> None:
+    """Add the pretext probes' metrics (:data:`benchmarks.evaluation.pretext.PRETEXT_KEYS`) to ``results``,
+    in place; every value None when ``plan`` is None (no labels)."""
+    for rep in REPRESENTATIONS:
+        if plan is None:
+            metrics = {setting: skipped_metrics() for setting in SETTINGS}
+        else:
+            feats = np.zeros((n, feats_used[rep].shape[1]), np.float32)
+            feats[views] = feats_used[rep]
+            metrics = pretext_metrics(feats, feats_parts[rep], plan, seed=config.seed, epochs=config.probe_epochs)
+        for setting in SETTINGS:
+            results[rep][setting].update(metrics[setting])
 
 
 def _check_unchanged(models: dict[str, torch.nn.Module], before: dict[str, str], stage: str) -> None:
@@ -475,97 +506,3 @@ def _report(
         "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "results": results,
     }
-
-
-def _fmt(value: Any, kind: str) -> str:
-    if value is None:
-        return "–"
-    if kind == "pct":
-        return f"{100 * value:.1f}"
-    if kind == "int":
-        return str(int(value))
-    return f"{value:.2f}"
-
-
-SUMMARY_COLUMNS = (
-    ("room_linear_top1", "room linear top-1 %", "pct"),
-    ("room_knn_top1", "room k-NN top-1 %", "pct"),
-    ("loc_retrieval_median_m", "retrieval median m", "m"),
-    ("loc_retrieval_median_deg", "retrieval median °", "m"),
-    ("loc_retrieval_recall_0.5m", "R@0.5 m %", "pct"),
-    ("loc_retrieval_recall_1m", "R@1 m %", "pct"),
-    ("loc_retrieval_recall_1m_30deg", "R@(1 m, 30°) %", "pct"),
-    ("loc_regression_median_m", "regression median m", "m"),
-    ("loc_chance_median_m", "chance median m", "m"),
-    ("loc_oracle_median_m", "oracle median m", "m"),
-)
-
-
-def bench_markdown(report: dict[str, Any]) -> str:
-    """A readable Markdown summary of a report: provenance, split sizes and one row per representation
-    and setting with the main metrics."""
-    s = report["splits"]
-    v = s["views"]
-    lines = [
-        f"# Benchmark of `{report['run']}`",
-        "",
-        f"- method **{report['method']}**, {report['arch']}, training seed {report['training_seed']}, "
-        f"checkpoint `{report['checkpoint']['sha256'][:12]}` (step {report['checkpoint']['step']})",
-        f"- dataset `{report['dataset']['path']}` (manifest `{report['dataset']['manifest_sha256'][:12]}`"
-        + ("" if report["dataset"]["same_as_training"] in (None, True) else ", **not** the training dataset")
-        + f"), images fed at {report['image_size']} px",
-        f"- splits ({s['source']}): train {v['train']} views, familiar {v['familiar']}, unfamiliar {v['unfamiliar']}, "
-        f"queries {s['queries']['familiar']} familiar / {s['queries']['unfamiliar']} unfamiliar; "
-        f"training scenes {', '.join(s['train_scenes'])}; unfamiliar scenes {', '.join(s['test_scenes']) or 'none'}",
-        f"- room probes: {s['room_train_views']} labelled training views, test {s['room_test_views']['familiar']} "
-        f"familiar / {s['room_test_views']['unfamiliar']} unfamiliar (unknown rooms excluded)",
-        f"- bench seed {report['seeds']['bench']}, random-init seed {report['seeds'].get('random_init')}, "
-        f"k-NN k={report['bench_config']['knn_k']}, "
-        f"code {report['code_version']}",
-        "",
-        "| representation | setting | " + " | ".join(c[1] for c in SUMMARY_COLUMNS) + " |",
-        "| --- | --- | " + " | ".join("---:" for _ in SUMMARY_COLUMNS) + " |",
-    ]
-    for rep, settings in report["results"].items():
-        for setting, m in settings.items():
-            cells = [_fmt(m.get(key), kind) for key, _, kind in SUMMARY_COLUMNS]
-            lines.append(f"| {rep} | {setting} | " + " | ".join(cells) + " |")
-    lines += ["", "Chance: a random database view of the query's scene; oracle: the nearest database camera.", ""]
-    if report.get("warnings"):
-        lines += ["Warnings:", *[f"- {w}" for w in report["warnings"]], ""]
-    return "\n".join(lines)
-
-
-def write_report(report: dict[str, Any], out_dir: str | os.PathLike | None = None) -> tuple[Path, Path]:
-    """Write ``bench.json`` and ``bench.md``.
-
-    Args:
-        report: from :func:`evaluate_run`.
-        out_dir: folder (created when missing); default ``<run>/bench``.
-
-    Returns:
-        (json path, markdown path).
-    """
-    folder = Path(out_dir) if out_dir is not None else _run_folder(report["run"]) / BENCH_DIR
-    folder.mkdir(parents=True, exist_ok=True)
-    json_path, md_path = folder / REPORT_JSON, folder / REPORT_MD
-    atomic_write(json_path, json.dumps(to_jsonable(report, finite=True), indent=2, allow_nan=False) + "\n")
-    atomic_write(md_path, bench_markdown(report))
-    return json_path, md_path
-
-
-def _run_folder(run: str | os.PathLike) -> Path:
-    path = Path(run)
-    return path.parent if path.suffix == ".pt" else path
-
-
-def read_report(path: str | os.PathLike) -> dict[str, Any]:
-    """A report written by :func:`write_report` (a ``bench.json`` file, or a run folder holding
-    ``bench/bench.json``)."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / BENCH_DIR / REPORT_JSON
-    report = json.loads(path.read_text())
-    if report.get("format") != REPORT_FORMAT:
-        raise ValueError(f"{path} is not an ess bench report (format {report.get('format')!r}); rerun `ess bench`")
-    return report

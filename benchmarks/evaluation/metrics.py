@@ -1,4 +1,5 @@
-"""Evaluation metrics as pure functions: classification accuracy, pose errors, recall, mean and spread.
+"""Evaluation metrics as pure functions: classification accuracy, regression errors, pose errors, recall, mean
+and spread.
 
 Shared by every benchmark script and by :mod:`benchmarks.evaluation.compare` (one definition, never a copy). Each
 function checks its inputs' shapes and returns plain numbers or numpy arrays; an empty input gives NaN
@@ -76,6 +77,73 @@ def per_class_accuracy(pred: np.ndarray, labels: np.ndarray, n_classes: int) -> 
     support = cm.sum(axis=1)  # (n,)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(support > 0, np.diag(cm) / np.maximum(support, 1), np.nan)
+
+
+def tile_accuracy(pred: np.ndarray, labels: np.ndarray, permutations: np.ndarray) -> float:
+    """Fraction of jigsaw tiles a predicted permutation puts in the right place.
+
+    Position ``k`` of a view is right when the predicted permutation and the true one take the tile at
+    ``k`` from the same source tile: ``permutations[pred][k] == permutations[labels][k]``. A correct label
+    scores 1; a wrong one still scores the positions the two permutations share.
+
+    Args:
+        pred: int (N,) predicted permutation indices into ``permutations``.
+        labels: int (N,) true permutation indices.
+        permutations: int (n, k) one permutation of ``range(k)`` per label.
+
+    Returns:
+        Mean over views and positions in [0, 1]; NaN when N = 0.
+    """
+    pred, labels = _labels_pair(pred, labels)
+    permutations = np.asarray(permutations)
+    if permutations.ndim != 2:
+        raise ValueError(f"permutations must be a (labels, tiles) array, got shape {permutations.shape}")
+    _check_range(pred, permutations.shape[0], "pred")
+    _check_range(labels, permutations.shape[0], "labels")
+    return float(np.mean(permutations[pred] == permutations[labels])) if labels.size else math.nan
+
+
+def _targets_pair(pred: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    pred, target = np.asarray(pred, np.float64), np.asarray(target, np.float64)
+    if pred.shape != target.shape or pred.ndim not in (1, 2):
+        raise ValueError(f"pred and target must have the same shape (N,) or (N, d), got {pred.shape} and {target.shape}")
+    return (pred, target) if pred.ndim == 2 else (pred[:, None], target[:, None])
+
+
+def mean_absolute_error(pred: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Mean absolute error of every target column.
+
+    Args:
+        pred: (N, d) or (N,) predictions.
+        target: same shape, true values (same unit).
+
+    Returns:
+        float64 (d,) in the targets' unit; NaN when N = 0.
+    """
+    pred, target = _targets_pair(pred, target)
+    if pred.shape[0] == 0:
+        return np.full(pred.shape[1], math.nan)
+    return np.mean(np.abs(pred - target), axis=0)
+
+
+def r2_score(pred: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Coefficient of determination of every target column: ``1 - SS_res / SS_tot``.
+
+    ``SS_tot`` is taken around the mean of ``target`` itself (the rows scored), so predicting that mean
+    scores 0, a perfect prediction 1, and anything worse than the mean is negative.
+
+    Args:
+        pred: (N, d) or (N,) predictions.
+        target: same shape, true values.
+
+    Returns:
+        float64 (d,); NaN for a column whose targets do not vary (or N = 0).
+    """
+    pred, target = _targets_pair(pred, target)
+    ss_res = np.sum((target - pred) ** 2, axis=0)  # (d,)
+    ss_tot = np.sum((target - target.mean(axis=0)) ** 2, axis=0) if len(target) else np.zeros(target.shape[1])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(ss_tot > 0, 1.0 - ss_res / np.where(ss_tot > 0, ss_tot, 1.0), math.nan)
 
 
 def _quaternions(q: np.ndarray, name: str) -> np.ndarray:

@@ -8,7 +8,8 @@ All three take features as arrays and never touch an encoder, so a probe cannot 
   (Wu et al., "Unsupervised Feature Learning via Non-Parametric Instance Discrimination", CVPR 2018;
   the k-NN monitor of MoCo).
 - :func:`ridge_regression`: closed-form ridge on standardised features (a linear readout of a continuous
-  target such as the camera position).
+  target such as the camera position); :func:`ridge_regression_cv` picks its penalty per target by
+  leave-one-out error on the training rows (the test rows never choose it).
 
 Unknown labels: training labels of -1 (a view whose room is unknown) are dropped before fitting. The
 probes predict a class for every test row; the caller excludes test rows whose label is -1 from scoring.
@@ -21,6 +22,7 @@ import scipy.optimize
 
 UNKNOWN = -1
 KNN_CHUNK = 1024  # test rows per similarity block: bounds the (chunk, n_train) matrix
+RIDGE_ALPHAS = tuple(float(10.0**e) for e in range(-4, 7))  # penalties ridge_regression_cv chooses from
 
 
 def _features(x: np.ndarray, name: str) -> np.ndarray:
@@ -226,11 +228,7 @@ def ridge_regression(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarra
         raise ValueError("ridge regression needs at least one training row")
     if not alpha >= 0:
         raise ValueError(f"alpha must be >= 0, got {alpha}")
-    y = np.asarray(train_y, np.float64)
-    y2 = y.reshape(len(y), -1)  # (n, d)
-    xs, ts = standardize(train_x, test_x)  # (n, C), (m, C)
-    y_mean = y2.mean(axis=0)  # (d,)
-    yc = y2 - y_mean  # (n, d)
+    one_target, xs, ts, y_mean, yc = _regression_inputs(train_x, train_y, test_x)
     n, c = xs.shape
     if alpha == 0:
         coef = np.linalg.lstsq(xs, yc, rcond=None)[0]  # (C, d)
@@ -239,4 +237,60 @@ def ridge_regression(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarra
     else:
         coef = xs.T @ np.linalg.solve(xs @ xs.T + alpha * np.eye(n), yc)  # (C, d)
     pred = ts @ coef + y_mean  # (m, d)
-    return pred if y.ndim == 2 else pred[:, 0]
+    return pred[:, 0] if one_target else pred
+
+
+def _regression_inputs(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray):
+    """(targets were 1-D, standardised train (n, C) and test (m, C) features, target mean (d,), centred targets (n, d))."""
+    y = np.asarray(train_y, np.float64)
+    y2 = y.reshape(len(y), -1)  # (n, d)
+    xs, ts = standardize(train_x, test_x)  # (n, C), (m, C)
+    y_mean = y2.mean(axis=0)  # (d,)
+    return y.ndim == 1, xs, ts, y_mean, y2 - y_mean
+
+
+def ridge_regression_cv(
+    train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, *, alphas: tuple[float, ...] = RIDGE_ALPHAS
+) -> tuple[np.ndarray, np.ndarray]:
+    """Ridge regression as :func:`ridge_regression`, each target's penalty chosen by leave-one-out error.
+
+    For every ``alpha`` the leave-one-out residuals come in closed form from one SVD of the standardised
+    training features ``X = U S V^T``: with hat matrix ``H = 11^T / n + U diag(s^2 / (s^2 + alpha)) U^T``
+    (intercept included), the residual of row i fitted without it is ``r_i / (1 - H_ii)``. Each target
+    column takes the penalty of smallest mean squared leave-one-out residual (ties: the larger penalty), so
+    a readout with no signal shrinks to the training mean (R^2 near 0 on new data) instead of interpolating
+    noise. Deterministic.
+
+    Args:
+        train_x: (n, C) training features, n >= 2.
+        train_y: (n, d) or (n,) targets.
+        test_x: (m, C) features to predict from.
+        alphas: candidate penalties > 0, in units of standardised features.
+
+    Returns:
+        ``(pred, alpha)``: float64 (m, d) predictions ((m,) when ``train_y`` is 1-D) and float64 (d,) the
+        penalty chosen for each target.
+    """
+    train_x, train_y, test_x = _train_test(train_x, train_y, test_x)
+    if train_x.shape[0] < 2:
+        raise ValueError("leave-one-out needs at least two training rows")
+    if not alphas or min(alphas) <= 0:
+        raise ValueError(f"alphas must be a non-empty tuple of penalties > 0, got {alphas}")
+    one_target, xs, ts, y_mean, yc = _regression_inputs(train_x, train_y, test_x)
+    n = xs.shape[0]
+    u, s, vt = np.linalg.svd(xs, full_matrices=False)  # (n, r), (r,), (r, C)
+    uty = u.T @ yc  # (r, d)
+    best_err = np.full(yc.shape[1], np.inf)  # (d,)
+    best_alpha = np.full(yc.shape[1], float(max(alphas)))  # (d,)
+    for alpha in sorted(alphas, reverse=True):
+        shrink = s**2 / (s**2 + alpha)  # (r,)
+        fitted = u @ (shrink[:, None] * uty)  # (n, d)
+        keep = 1.0 - (u**2 @ shrink + 1.0 / n)  # (n,) 1 - H_ii
+        with np.errstate(divide="ignore", invalid="ignore"):
+            loo = np.where(keep[:, None] > 1e-9, (yc - fitted) / keep[:, None], np.inf)  # (n, d)
+        err = np.mean(loo**2, axis=0)  # (d,)
+        better = err < best_err
+        best_err, best_alpha = np.where(better, err, best_err), np.where(better, alpha, best_alpha)
+    coef = vt.T @ ((s / (s**2 + best_alpha[:, None])).T * uty)  # (C, d): per column V diag(s / (s^2 + a)) U^T y
+    pred = ts @ coef + y_mean  # (m, d)
+    return (pred[:, 0] if one_target else pred), best_alpha

@@ -6,6 +6,8 @@ import argparse
 import copy
 import json
 import logging
+import math
+import shutil
 
 import numpy as np
 import pytest
@@ -19,22 +21,24 @@ from benchmarks.evaluation.evaluate import (
     BenchConfig,
     LeakageError,
     evaluate_run,
-    read_report,
     room_warnings,
-    write_report,
 )
+from benchmarks.evaluation.pretext import PRETEXT_KEYS
+from benchmarks.evaluation.report import read_report, write_report
 from envsim.job import DatasetConfig, render_dataset, resolve_sources
 from envsim.nav.trajectory import TrajectoryConfig
+from envsim.provenance import file_sha256
 from envsim.render.renderer import RenderConfig
 from envsim.store.reader import DatasetReader
 from envsim.store.splits import view_splits
 from ess import bench as bench_cli
 from ess.args import UserError
+from pairing import PAIRS_NAME, PairConfig, build_pairs
 from training.encoder import load_encoder, state_digest
 from training.resnet import build_resnet
 
-FAST = BenchConfig(knn_k=5, probe_epochs=30)
-FAST_ARGS = ["--knn-k", "5", "--probe-epochs", "30", "--device", "cpu", "--no-progress"]
+FAST = BenchConfig(knn_k=5, probe_epochs=30, pretext_views=48)
+FAST_ARGS = ["--knn-k", "5", "--probe-epochs", "30", "--pretext-views", "48", "--device", "cpu", "--no-progress"]
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +50,7 @@ def data(tmp_path_factory):
                              trajectory=TrajectoryConfig(views=100, views_per_trajectory=10)),
         out=out,
     )
+    build_pairs(out, config=PairConfig())  # the pretext labels of the SP, jigsaw and pose probes
     return out
 
 
@@ -133,6 +138,52 @@ def test_write_report(report_a, tmp_path):
     assert read_report(json_path) == report_a
     md = md_path.read_text()
     assert "| pixels | unfamiliar |" in md and "train 160 views" in md and "house-0002" in md
+    assert "Pretext probes on the labels of" in md and "| SP MAE dx |" in md and "jigsaw permutation %" in md
+    assert md.count("| random-init | familiar |") == 2  # a row in both tables
+
+
+def test_pretext_probes_in_the_report(report_a, data):
+    """Every pretext key for every representation and setting, finite, on samples the report states."""
+    from pairing import read_pairs
+
+    reader = DatasetReader(data)
+    splits = view_splits(reader.manifest, reader.meta())
+    p = report_a["pretext"]
+    assert p["skipped"] is None and p["max_views"] == 48 and p["jigsaw_grid"] == [3, 3]
+    assert p["checks"] == {"samples_and_pairs_inside_their_split": True}
+    assert p["labels"]["sha256"] == file_sha256(data / PAIRS_NAME)
+    assert p["views"] == {"train": 48, "familiar": int(splits.familiar.sum()), "unfamiliar": 48}
+    pairs = read_pairs(data / PAIRS_NAME, keys=("pair",))["pair"]
+    for split, mask in (("train", splits.train), ("familiar", splits.familiar), ("unfamiliar", splits.unfamiliar)):
+        inside = pairs[mask[pairs[:, 0]] & mask[pairs[:, 1]]]
+        assert p["pose_pairs"][split] == np.unique(inside).size > 0  # every view of the split with a partner in it
+    for rep in REPRESENTATIONS:
+        for setting in SETTINGS:
+            m = report_a["results"][rep][setting]
+            for key in PRETEXT_KEYS:
+                assert isinstance(m[key], (int, float)) and math.isfinite(m[key]), (rep, setting, key, m[key])
+            assert m["sp_test_views"] == m["jigsaw_test_views"] == p["views"][setting]
+            assert m["pose_test_pairs"] == p["pose_pairs"][setting]
+            assert 0 <= m["jigsaw_perm_top1"] <= m["jigsaw_tile_acc"] <= 1  # a right permutation places every tile
+            assert m["sp_r2"] <= 1 and min(m["sp_mae_dx"], m["sp_mae_dy"], m["sp_mae_log_scale"]) > 0
+            assert 0 < m["pose_median_m"] and 0 < m["pose_median_deg"] <= 180
+    res = report_a["results"]
+    assert res["trained"]["familiar"]["sp_mae_dx"] != res["random-init"]["familiar"]["sp_mae_dx"]
+
+
+def test_without_pairs_the_pretext_probes_are_skipped_and_nothing_else_changes(report_a, run_a, data, tmp_path):
+    bare = tmp_path / "bare"
+    shutil.copytree(data, bare, ignore=shutil.ignore_patterns(PAIRS_NAME))
+    r = evaluate_run(run_a, bare, config=FAST)
+    assert "ess pair" in r["pretext"]["skipped"]
+    for rep in REPRESENTATIONS:
+        for setting in SETTINGS:
+            m, full = r["results"][rep][setting], report_a["results"][rep][setting]
+            assert all(m[key] is None for key in PRETEXT_KEYS)
+            assert {k: v for k, v in m.items() if k not in PRETEXT_KEYS} == {
+                k: v for k, v in full.items() if k not in PRETEXT_KEYS}  # room and localization untouched
+    _, md_path = write_report(r, tmp_path / "out")
+    assert "Pretext probes (SP, jigsaw, relative pose): skipped: no pairs.h5" in md_path.read_text()
 
 
 def test_encoder_changed_during_evaluation_raises(run_a, data, monkeypatch):
@@ -237,6 +288,24 @@ def test_compare_runs_mean_std(report_a, tmp_path):
     other["dataset"]["manifest_sha256"] = "0" * 64
     with pytest.raises(ValueError, match="different datasets"):
         compare_runs([reports[0], other])
+
+
+def test_compare_any_method_name(report_a):
+    """New methods (byol, sarl, ...) come after moco, ess-mb, ess-mw, by name, each paired against moco."""
+    reports = [_fake_report(report_a, method=m, seed=s, sha=f"{m}{s}", value=0.1 * (i + 1))
+               for i, m in enumerate(("sarl", "moco", "byol", "ess-mw")) for s in range(2)]
+    for r in reports:
+        r["results"]["trained"]["familiar"]["jigsaw_perm_top1"] = 0.5 if r["method"] == "sarl" else 0.25
+    c = compare_runs(reports)
+    assert [row["name"] for row in c["rows"]] == ["moco", "ess-mw", "byol", "sarl", "random-init (resnet18)", "pixels"]
+    assert {"byol - moco", "sarl - moco", "ess-mw - moco", "sarl - random-init"} <= set(c["differences"])
+    assert c["differences"]["sarl - moco"]["familiar"]["jigsaw_perm_top1"]["mean"] == pytest.approx(0.25)
+    md = comparison_markdown(c)
+    head = next(line for line in md.splitlines() if line.startswith("| method |"))
+    cols = head.split(" | ")
+    assert cols.index("familiar room linear %") < cols.index("familiar regression median m") < cols.index(
+        "familiar SP R²") < cols.index("familiar jigsaw perm %") < cols.index("familiar pose median °")
+    assert "| sarl | 2 |" in md and "| sarl - moco | 2 |" in md
 
 
 def test_compare_paired_differences_and_checks(report_a):

@@ -9,12 +9,15 @@ import pytest
 
 from benchmarks.evaluation.metrics import (
     confusion_matrix,
+    mean_absolute_error,
     mean_std,
     median,
     per_class_accuracy,
     position_error,
+    r2_score,
     recall_at,
     rotation_error_deg,
+    tile_accuracy,
     top1_accuracy,
 )
 from envsim.camera import quat_from_yaw_pitch_roll, quat_to_matrix
@@ -89,3 +92,33 @@ def test_mean_std():
     assert mean_std([0.7]) == (0.7, 0.0)
     assert all(math.isnan(v) for v in mean_std([]))
     assert math.isnan(mean_std([1.0, None])[0])
+
+
+def test_regression_metrics_against_slow_loops():
+    rng = np.random.default_rng(3)
+    target = rng.normal(size=(40, 3)) * [1.0, 5.0, 0.1]
+    pred = target + rng.normal(size=(40, 3)) * 0.5
+    for j in range(3):
+        t, p = target[:, j].tolist(), pred[:, j].tolist()
+        mean = sum(t) / len(t)
+        ss_res = sum((a - b) ** 2 for a, b in zip(t, p))
+        ss_tot = sum((a - mean) ** 2 for a in t)
+        assert r2_score(pred, target)[j] == pytest.approx(1 - ss_res / ss_tot, rel=1e-12)
+        assert mean_absolute_error(pred, target)[j] == pytest.approx(sum(abs(a - b) for a, b in zip(t, p)) / 40)
+    np.testing.assert_allclose(r2_score(target, target), 1.0)
+    np.testing.assert_allclose(r2_score(np.broadcast_to(target.mean(axis=0), target.shape), target), 0.0, atol=1e-12)
+    assert r2_score(pred[:, 0], target[:, 0]).shape == (1,)  # 1-D targets: one column
+    assert math.isnan(r2_score(np.ones((4, 1)), np.full((4, 1), 2.0))[0])  # constant targets: undefined
+    assert math.isnan(mean_absolute_error(np.zeros((0, 2)), np.zeros((0, 2)))[1])
+    with pytest.raises(ValueError, match="same shape"):
+        r2_score(np.zeros((3, 2)), np.zeros((3, 3)))
+
+
+def test_tile_accuracy_counts_shared_positions():
+    perms = np.array([[0, 1, 2, 3], [1, 0, 2, 3], [3, 2, 1, 0]])
+    # right label: 4/4; label 1 read as 0: positions 2, 3 agree (2/4); label 2 read as 0: none agree (0/4)
+    assert tile_accuracy(np.array([0, 0, 0]), np.array([0, 1, 2]), perms) == pytest.approx((4 + 2 + 0) / 12)
+    assert tile_accuracy(np.array([2]), np.array([2]), perms) == 1.0
+    assert math.isnan(tile_accuracy(np.zeros(0, int), np.zeros(0, int), perms))
+    with pytest.raises(ValueError, match="lie in"):
+        tile_accuracy(np.array([3]), np.array([0]), perms)

@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from benchmarks.evaluation.probes import knn_classify, linear_probe, ridge_regression, softmax_regression_loss
+from benchmarks.evaluation.probes import (
+    knn_classify,
+    linear_probe,
+    ridge_regression,
+    ridge_regression_cv,
+    softmax_regression_loss,
+    standardize,
+)
 
 
 def test_softmax_loss_and_gradient_match_torch_autograd():
@@ -116,3 +123,36 @@ def test_ridge_constant_feature_and_errors():
         ridge_regression(x, y, np.zeros((2, 3)))
     with pytest.raises(ValueError, match="NaN"):
         ridge_regression(np.full((3, 2), np.nan), y[:3], x)
+
+
+def _loo_error_by_refitting(x: np.ndarray, y: np.ndarray, alpha: float) -> np.ndarray:
+    """Mean squared leave-one-out residual per target, refitting ridge n times on the fixed standardisation."""
+    xs = standardize(x)[0]
+    out = []
+    for i in range(len(x)):
+        keep = np.arange(len(x)) != i
+        a, b = xs[keep], y[keep]
+        a_mean, b_mean = a.mean(axis=0), b.mean(axis=0)
+        coef = np.linalg.solve((a - a_mean).T @ (a - a_mean) + alpha * np.eye(a.shape[1]), (a - a_mean).T @ (b - b_mean))
+        out.append(y[i] - ((xs[i] - a_mean) @ coef + b_mean))
+    return np.mean(np.square(out), axis=0)
+
+
+def test_ridge_cv_picks_the_penalty_of_least_leave_one_out_error():
+    rng = np.random.default_rng(11)
+    x = rng.normal(size=(40, 12))
+    signal = x[:, :2] @ [1.0, -2.0]
+    y = np.column_stack([signal + rng.normal(size=40) * 0.1, rng.normal(size=40)])  # a readable target and noise
+    alphas = (1e-3, 1e-1, 10.0, 1e3, 1e5)
+    pred, chosen = ridge_regression_cv(x, y, x[:5], alphas=alphas)
+    brute = np.array([_loo_error_by_refitting(x, y, a) for a in alphas])  # (alphas, 2)
+    np.testing.assert_array_equal(chosen, np.array(alphas)[brute.argmin(axis=0)])
+    assert chosen[0] < chosen[1]  # signal: little shrinkage; noise: shrunk to the mean
+    for j in range(2):  # the prediction is plain ridge at the chosen penalty
+        np.testing.assert_allclose(pred[:, j], ridge_regression(x, y[:, j], x[:5], alpha=chosen[j]), atol=1e-10)
+    one, _ = ridge_regression_cv(x, y[:, 0], x[:5], alphas=alphas)
+    assert one.shape == (5,)
+    with pytest.raises(ValueError, match="two training rows"):
+        ridge_regression_cv(x[:1], y[:1], x[:1])
+    with pytest.raises(ValueError, match="> 0"):
+        ridge_regression_cv(x, y, x, alphas=(0.0,))
