@@ -36,10 +36,10 @@ def _subcommands() -> list[tuple[str, str, Callable[[argparse.ArgumentParser], N
     return [
         ("render", "render an RGB-D dataset with poses from scenes", render_cli.add_arguments, render_cli.run),
         ("pair", "build spatial positive pairs and pretext labels for a dataset", pair_cli.add_arguments, pair_cli.run),
-        ("train", "train MoCo-v2 / ESS-MB / ESS-MW on a dataset with pairs", train_cli.add_arguments, train_cli.run),
-        ("bench", "evaluate a run on room classification and localization (or --compare runs)", bench_cli.add_arguments, bench_cli.run),
+        ("train", "train MoCo-v2 / ESS-MB / ESS-MW / BYOL / SARL (+ auxiliary heads) on a dataset with pairs", train_cli.add_arguments, train_cli.run),
+        ("bench", "evaluate a run: room classification, localization, pretext probes (or --compare runs)", bench_cli.add_arguments, bench_cli.run),
         ("bench-perf", "run the performance suite (ratios to same-run references) and write JSON + Markdown", perf_cli.add_arguments, perf_cli.run),
-        ("demo", "render, pair, train moco / ess-mb / ess-mw, bench and compare on procedural houses", demo_cmd.add_arguments, demo_cmd.run),
+        ("demo", "render, pair, train each --methods (default moco / ess-mb / ess-mw) over 3 seeds, bench and compare", demo_cmd.add_arguments, demo_cmd.run),
         ("inspect", "summarise a dataset, shard or scene file", inspect_cmd.add_arguments, inspect_cmd.run),
         ("verify", "check every shard of a dataset against its manifest", verify_cmd.add_arguments, verify_cmd.run),
         ("preview", "draw contact sheets and top-down trajectory maps (PNG)", preview_cmd.add_arguments, preview_cmd.run),
