@@ -9,12 +9,13 @@ from pathlib import Path
 
 from envsim.nav.grid import NavConfig
 from envsim.nav.trajectory import TrajectoryConfig, TrajectoryMode
-from envsim.render.renderer import LightingConfig, RenderConfig, SemanticMode
+from envsim.render.renderer import LightingConfig, RenderConfig, SemanticMode, Shading
 from envsim.scenes.scene import UpAxis
 from envsim.store.shards import Compression
 from ess.args import UserError, non_negative_int, parse_size, positive_int
 
 log = logging.getLogger(__name__)
+DEFAULT_VIEWS = 200
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -28,7 +29,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--split", help="render only this split of the recipe (e.g. train, val)")
     p.add_argument("--only", action="append", metavar="PATTERN", help="render only scenes whose name matches this shell pattern (repeatable)")
     p.add_argument("--out", required=True, help="output folder (created; rerun to resume an interrupted job)")
-    p.add_argument("--views", type=positive_int, default=200, help="views per scene (default 200)")
+    p.add_argument("--views", type=positive_int, help=f"views per scene (default {DEFAULT_VIEWS}; not with --poses)")
     p.add_argument("--size", type=parse_size, default=(128, 128), metavar="WxH", help="image size (default 128x128)")
     p.add_argument("--hfov", type=float, default=90.0, help="horizontal field of view, degrees (default 90)")
     p.add_argument("--seed", type=non_negative_int, default=0, help="dataset seed (default 0)")
@@ -51,7 +52,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("rendering and output")
     g.add_argument("--max-depth", type=float, default=20.0, help="depth range, metres; farther is 0 (default 20)")
     g.add_argument("--semantic", choices=[m.value for m in SemanticMode], default="none", help="per-pixel ids to store (default none)")
-    g.add_argument("--light-jitter", action="store_true", help="vary the light per view (ESS lighting augmentation)")
+    g.add_argument(
+        "--shading", choices=[m.value for m in Shading], default=Shading.AUTO.value,
+        help="auto: flat where the asset asks for it (Habitat \"shader_type\": \"flat\", as HM3D does), lit elsewhere "
+        "(default); lit: half-Lambert lighting everywhere; flat: the texture and vertex colours themselves, as Habitat "
+        "shows scans",
+    )
+    g.add_argument("--light-jitter", action="store_true",
+                   help="vary the light per view (ESS lighting augmentation; on flat surfaces only the brightness varies)")
     g.add_argument("--light-variants", type=positive_int, default=1, help="render each pose N times under different lights (implies --light-jitter; default 1)")
     g.add_argument("--shard-size", type=positive_int, default=1000, help="views per shard (default 1000)")
     g.add_argument("--depth-dtype", choices=["float32", "float16"], default="float32", help="depth storage (default float32)")
@@ -110,6 +118,7 @@ def build_config(args: argparse.Namespace):
                 width=width, height=height, hfov_deg=args.hfov, max_depth=args.max_depth,
                 semantic=SemanticMode(args.semantic), batch_views=args.batch, backend=args.backend,
                 lighting=LightingConfig(jitter=args.light_jitter or args.light_variants > 1),
+                shading=Shading(args.shading),
             ),
             light_variants=args.light_variants,
             navigation=NavConfig(
@@ -117,7 +126,7 @@ def build_config(args: argparse.Namespace):
                 max_climb=args.max_climb,
             ),
             trajectory=TrajectoryConfig(
-                mode=TrajectoryMode(args.mode), views=args.views, views_per_trajectory=args.views_per_trajectory,
+                mode=TrajectoryMode(args.mode), views=DEFAULT_VIEWS if args.views is None else args.views, views_per_trajectory=args.views_per_trajectory,
                 step_size=args.step_size, max_turn_deg=args.max_turn, camera_height=args.camera_height,
                 pitch_jitter_deg=args.pitch_jitter, roll_jitter_deg=args.roll_jitter,
                 starts_by_room=not args.uniform_starts,
@@ -184,6 +193,8 @@ def run(args: argparse.Namespace) -> int:
 
     from envsim.job import load_poses, render_dataset, resolve_sources
 
+    if args.poses and args.views is not None:
+        raise UserError("--views and --poses do not go together: the poses file says which views to render in every scene")
     args = apply_recipe(args)
     config = build_config(args)
     executor = build_executor(args)

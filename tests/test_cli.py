@@ -56,6 +56,9 @@ def test_bad_input_gives_one_line_and_exit_2(tmp_path, capsys):
     assert "navigable" in _err_line(capsys)
     (tmp_path / "poses.json").write_text(json.dumps([{"position": [0, 1, 0], "rotation": [2, 0, 0, 0]}]))
     assert main(["render", "procedural:1", "--poses", str(tmp_path / "poses.json"), "--out", str(tmp_path / "o"), *FAST]) == 2
+    assert "--views and --poses do not go together" in _err_line(capsys)  # the poses say which views
+    assert main(["render", "procedural:1", "--poses", str(tmp_path / "poses.json"), "--out", str(tmp_path / "o"),
+                 "--no-progress"]) == 2
     assert "unit quaternion" in _err_line(capsys)
     assert main(["render", "procedural:1", "--hfov", "200", "--out", str(tmp_path / "o")]) == 2
     assert "hfov" in _err_line(capsys)

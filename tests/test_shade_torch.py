@@ -8,6 +8,8 @@ same tests run on ``cuda`` too, and skip there with the reason otherwise.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -80,15 +82,16 @@ def shade_three_ways(renderer: Renderer, position, rotation, seeds, device: str)
     with_sem = renderer._face_semantic is not None
     rgb, depth = np.empty((n, 3), np.uint8), np.empty(n, np.float32)
     sem = np.empty(n if with_sem else 0, renderer._semantic_dtype)
-    shade_hits(hits.t, hits.triangle, hits.bary, hits.normal, rays, light, n // len(seeds), np.float32(cfg.max_depth),
-               renderer._face_uv, renderer._face_col, renderer._face_factor, renderer._face_tex_offset,
-               renderer._face_tex_hw, renderer._texels,
+    shade_light = renderer._shade_light(light)  # (B, 6): the flat faces' gain last
+    shade_hits(hits.t, hits.triangle, hits.bary, hits.normal, rays, shade_light, n // len(seeds),
+               np.float32(cfg.max_depth), renderer._face_uv, renderer._face_col, renderer._face_factor,
+               renderer._face_tex_offset, renderer._face_tex_hw, renderer._texels, renderer._face_flat,
                renderer._face_semantic if with_sem else np.zeros(0, np.int64), rgb, depth, sem)
     fast = (rgb, depth, sem if with_sem else None)
 
     surfaces = Renderer(renderer.scene, cfg, caster=renderer.caster, device=device).device_path.surfaces
     up = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(device)  # noqa: E731
-    out = shade(surfaces, up(hits.t), up(hits.triangle.view(np.int32)), up(hits.bary), up(rays[:, 3:]), up(light),
+    out = shade(surfaces, up(hits.t), up(hits.triangle.view(np.int32)), up(hits.bary), up(rays[:, 3:]), up(shade_light),
                 max_depth=cfg.max_depth, normal=up(hits.normal))
     sem_t = None
     if out.semantic is not None:
@@ -360,3 +363,24 @@ def test_cli_backend_option(tmp_path):
         assert near.mean() >= 0.99
         assert (np.abs(a["depth"][()] - b["depth"][()]) <= 1e-3).mean() >= 0.99
         assert (a["semantic"][()] == b["semantic"][()]).mean() >= 0.98
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("shading", ["auto", "flat", "lit"])
+@pytest.mark.parametrize("lighting", [LightingConfig(), JITTER])
+def test_flat_and_lit_faces_shade_alike_three_ways(device, shading, lighting):
+    """A scene whose textured material asks to be flat and whose plain one is lit, under every shading mode."""
+    scene = wrapped_quad_scene()
+    tex, plain = scene.materials
+    scene = dataclasses.replace(scene, materials=(dataclasses.replace(tex, unlit=True), plain))
+    cfg = RenderConfig(width=96, height=64, hfov_deg=100, shading=shading, lighting=lighting)
+    renderer = Renderer(scene, cfg)
+    expected_flat = {"auto": {0, 1}, "flat": {0, 1, 2, 3}, "lit": set()}[shading]
+    assert set(np.flatnonzero(renderer._face_flat)) == expected_flat
+    position = np.array([[0.0, 1.0, 0.0], [0.3, 0.8, -0.5], [-0.4, 1.2, 0.2]])
+    rotation = quat_from_yaw_pitch_roll(np.array([0.0, 0.2, -0.3]), np.array([0.0, 0.1, -0.1]), np.zeros(3))
+    got, fast, ref, hits, valid = shade_three_ways(renderer, position, rotation, np.array([4, 5, 6]), device)
+    assert_close_rgb(got[0], ref[0], levels=1, fraction=1e-3)
+    assert_close_rgb(fast[0], ref[0], levels=1, fraction=1e-3)
+    views = Renderer(scene, cfg, device=device).render(position, rotation, np.array([4, 5, 6]))
+    assert_close_rgb(views.rgb, renderer.render(position, rotation, np.array([4, 5, 6])).rgb, levels=1, fraction=1e-3)

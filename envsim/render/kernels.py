@@ -38,7 +38,7 @@ def make_rays(position, rotation, dirs_cam, out):  # pragma: no cover - compiled
 @numba.njit(parallel=True, nogil=True, cache=True)
 def shade_hits(  # pragma: no cover - compiled
     t, tri, bary, normal, rays, light, per_view, max_depth,
-    face_uv, face_col, face_factor, face_tex_offset, face_tex_hw, texels, face_semantic,
+    face_uv, face_col, face_factor, face_tex_offset, face_tex_hw, texels, face_flat, face_semantic,
     rgb, depth, semantic,
 ):
     """z-depth, colour and semantic id of every ray; see ``Renderer.shade_reference`` for the maths.
@@ -49,15 +49,17 @@ def shade_hits(  # pragma: no cover - compiled
         bary: float32 (N, 2) barycentric (u, v).
         normal: float32 (N, 3) triangle normals.
         rays: float32 (N, 6) origins and directions.
-        light: float32 (B, 5) per-view light direction, ambient, diffuse.
+        light: float32 (B, 6) per-view light direction, ambient, diffuse, and the gain of flat faces.
         per_view: rays per view.
         max_depth: metres.
         face_uv, face_col, face_factor, face_tex_offset, face_tex_hw, texels: packed surfaces.
+        face_flat: uint8 (F,) 1 for faces shown unlit, or (0,) when every face is lit.
         face_semantic: int64 (F,) ids or (0,) for none.
         rgb: uint8 (N, 3) out; depth: float32 (N,) out; semantic: (N,) out or (0,).
     """
     n = t.shape[0]
     with_semantic = semantic.shape[0] == n
+    with_flat = face_flat.shape[0] > 0
     for i in numba.prange(n):
         f = tri[i]
         ti = t[i]
@@ -91,20 +93,18 @@ def shade_hits(  # pragma: no cover - compiled
         ya = np.int64(y0)
         xb = xa + 1
         yb = ya + 1
-        if xa < 0:
-            xa += tw
-        if ya < 0:
-            ya += th
-        if xb >= tw:
-            xb -= tw
-        if yb >= th:
-            yb -= th
+        xa = xa + tw if xa < 0 else xa
+        ya = ya + th if ya < 0 else ya
+        xb = xb - tw if xb >= tw else xb
+        yb = yb - th if yb >= th else yb
         b = i // per_view
         nx, ny, nz = normal[i, 0], normal[i, 1], normal[i, 2]
         if nx * rays[i, 3] + ny * rays[i, 4] + nz * rays[i, 5] > 0:
             nx, ny, nz = -nx, -ny, -nz
         ndotl = nx * light[b, 0] + ny * light[b, 1] + nz * light[b, 2]
         shade = light[b, 3] + light[b, 4] * (np.float32(0.5) + np.float32(0.5) * ndotl)
+        if with_flat and face_flat[f] == 1:
+            shade = light[b, 5]
         for c in range(3):
             top = texels[off + ya * tw + xa, c] * (1 - fx) + texels[off + ya * tw + xb, c] * fx
             bot = texels[off + yb * tw + xa, c] * (1 - fx) + texels[off + yb * tw + xb, c] * fx

@@ -31,6 +31,14 @@ class Backend(str, Enum):
     AUTO = "auto"  # Mitsuba on a working CUDA device, else Open3D
 
 
+class Shading(str, Enum):
+    """How surfaces are coloured (Habitat shows scans unlit: ``"shader_type": "flat"``)."""
+
+    AUTO = "auto"  # flat where the asset's material asks for it (Material.unlit), lit elsewhere
+    LIT = "lit"  # half-Lambert lighting everywhere (LightingConfig)
+    FLAT = "flat"  # the albedo itself everywhere: texture * vertex colour * factor, no lighting
+
+
 class SemanticMode(str, Enum):
     """What the optional per-pixel ``semantic`` image holds (0 always means no surface)."""
 
@@ -76,6 +84,9 @@ class RenderConfig:
         batch_views: views per ray-casting call.
         lighting: the lighting model.
         backend: the ray-casting backend.
+        shading: lit or flat surfaces (see :class:`Shading`). A flat pixel is its albedo; with
+            ``lighting.jitter`` it is scaled by the view's light intensity relative to the configured one
+            (brightness varies, no direction), without jitter by exactly 1.
     """
 
     width: int = 128
@@ -86,8 +97,15 @@ class RenderConfig:
     batch_views: int = 32
     lighting: LightingConfig = LightingConfig()
     backend: Backend = Backend.OPEN3D
+    shading: Shading = Shading.AUTO
 
     def __post_init__(self) -> None:
+        if not isinstance(self.shading, Shading):
+            try:
+                object.__setattr__(self, "shading", Shading(self.shading))
+            except ValueError:
+                choices = ", ".join(m.value for m in Shading)
+                raise ValueError(f"unknown shading {self.shading!r}; choose one of {choices}") from None
         if not isinstance(self.backend, Backend):
             try:
                 object.__setattr__(self, "backend", Backend(self.backend))
@@ -119,7 +137,8 @@ class Views:
         depth: float32 (B, H, W) z-depth in metres, 0 = no surface within range.
         semantic: uint16 or uint32 (B, H, W) ids (see :class:`SemanticMode`), or None.
         room: int32 (B,) room of each camera position (index into ROOM_NAMES), -1 unknown.
-        light: float32 (B, 5) light direction (3), ambient, diffuse used for each view.
+        light: float32 (B, 5) light direction (3), ambient, diffuse used for each view (flat surfaces
+            ignore it; see :attr:`RenderConfig.shading`).
     """
 
     rgb: np.ndarray
@@ -196,7 +215,8 @@ class Renderer:
             face_uv=self._face_uv, face_col=self._face_col, face_factor=self._face_factor,
             face_tex_offset=self._face_tex_offset, face_tex_hw=self._face_tex_hw, texels=self._texels,
             face_normal=face_normals(self.scene.vertices, self.scene.faces), face_semantic=self._face_semantic,
-            semantic_dtype=self._semantic_dtype, device=device,
+            semantic_dtype=self._semantic_dtype, face_flat=self._face_flat if self._face_flat.size else None,
+            device=device,
         )
         return DeviceRenderPath(
             surfaces=surfaces, dirs_cam=self._dirs_cam, caster=self.caster, max_depth=self.config.max_depth,
@@ -222,6 +242,7 @@ class Renderer:
         self._texels = np.ascontiguousarray(np.concatenate(texels).astype(np.float32) / 255.0)  # (T, 3)
         self._face_tex_offset = np.asarray(offsets, np.int64)[s.face_material]  # (F,)
         self._face_tex_hw = np.ascontiguousarray(np.asarray(sizes, np.int64)[s.face_material])  # (F, 2)
+        self._face_flat = self._flat_faces()  # uint8 (F,) 1 = unlit, or (0,) when every face is lit
         self._face_semantic = None
         if self.config.semantic is SemanticMode.OBJECT:
             ids = s.face_instance if s.face_instance is not None else s.face_object  # the dataset's ids when it has them
@@ -232,6 +253,28 @@ class Renderer:
             self._face_semantic = obj_room[s.face_object] + 1  # -1 -> 0 (unknown)
         # Room ids fit in uint16; object ids may not (large scans have >65k objects).
         self._semantic_dtype = np.uint16 if self.config.semantic is SemanticMode.ROOM else np.uint32
+
+    def _flat_faces(self) -> np.ndarray:
+        """uint8 (F,) 1 where a face is shown unlit under :attr:`RenderConfig.shading`; (0,) when none is."""
+        s, mode = self.scene, self.config.shading
+        if mode is Shading.FLAT:
+            return np.ones(s.n_triangles, np.uint8)
+        unlit = np.array([bool(m.unlit) for m in s.materials], bool)
+        if mode is Shading.LIT or not unlit.any():
+            return np.zeros(0, np.uint8)
+        return unlit[s.face_material].astype(np.uint8)
+
+    def flat_gain(self, light: np.ndarray) -> np.ndarray:
+        """float32 (B,) brightness of flat surfaces in each view: 1 without lighting jitter, else the view's
+        ambient + diffuse over the configured ambient + diffuse."""
+        cfg = self.config.lighting
+        if not cfg.jitter or cfg.ambient + cfg.diffuse == 0:
+            return np.ones(len(light), np.float32)
+        return ((light[:, 3].astype(np.float64) + light[:, 4]) / (cfg.ambient + cfg.diffuse)).astype(np.float32)
+
+    def _shade_light(self, light: np.ndarray) -> np.ndarray:
+        """float32 (B, 6): the per-view lighting and, last, the flat-surface gain (what the shaders read)."""
+        return np.ascontiguousarray(np.concatenate([light, self.flat_gain(light)[:, None]], axis=1), np.float32)
 
     def lights(self, seeds: np.ndarray) -> np.ndarray:
         """Per-view lighting (B, 5): direction (3, unit), ambient, diffuse; from per-view seeds when jittered."""
@@ -288,9 +331,10 @@ class Renderer:
         depth = np.empty(n, np.float32)
         semantic = np.empty(n if self._face_semantic is not None else 0, self._semantic_dtype)
         shade_hits(
-            hits.t, hits.triangle, hits.bary, hits.normal, rays, light, h * w, np.float32(self.config.max_depth),
-            self._face_uv, self._face_col, self._face_factor, self._face_tex_offset, self._face_tex_hw,
-            self._texels, self._face_semantic if self._face_semantic is not None else np.zeros(0, np.int64),
+            hits.t, hits.triangle, hits.bary, hits.normal, rays, self._shade_light(light), h * w,
+            np.float32(self.config.max_depth), self._face_uv, self._face_col, self._face_factor,
+            self._face_tex_offset, self._face_tex_hw, self._texels, self._face_flat,
+            self._face_semantic if self._face_semantic is not None else np.zeros(0, np.int64),
             rgb, depth, semantic,
         )
         return self._views(b, rgb, depth, semantic if self._face_semantic is not None else None, position, light)
@@ -308,7 +352,7 @@ class Renderer:
 
     def _render_device(self, position: np.ndarray, rotation: np.ndarray, light: np.ndarray) -> Views:
         """:meth:`render` on the torch path: only finished pixels come back from the device."""
-        rgb, depth, semantic = self.device_path.render(position, rotation, light)
+        rgb, depth, semantic = self.device_path.render(position, rotation, self._shade_light(light))
         return self._views(position.shape[0], rgb, depth, semantic, position, light)
 
     def render_reference(self, position: np.ndarray, rotation: np.ndarray, light_seeds: np.ndarray | None = None) -> Views:
@@ -332,7 +376,8 @@ class Renderer:
         """Colour and label the hits (numpy reference of the fused kernel).
 
         albedo = material factor * interpolated vertex colour * bilinear texture(uv);
-        rgb = albedo * (ambient + diffuse * (0.5 + 0.5 * n.l)), n facing the camera.
+        rgb = albedo * (ambient + diffuse * (0.5 + 0.5 * n.l)), n facing the camera, on lit faces;
+        rgb = albedo * flat gain (:meth:`flat_gain`) on flat ones.
 
         Args:
             hits: the backend's :class:`~envsim.render.raycast.RayHits` for N = B*H*W rays.
@@ -360,6 +405,9 @@ class Renderer:
         lv = light[idx // per_view]  # (M, 5)
         ndotl = np.einsum("ij,ij->i", normal, lv[:, :3])
         shade = lv[:, 3] + lv[:, 4] * (0.5 + 0.5 * ndotl)  # (M,)
+        if self._face_flat.size:
+            gain = self.flat_gain(light)[idx // per_view]
+            shade = np.where(self._face_flat[f] == 1, gain, shade)
         rgb = np.zeros((n, 3), np.uint8)
         rgb[idx] = np.clip(albedo * shade[:, None] * 255.0 + 0.5, 0, 255).astype(np.uint8)
         semantic = None

@@ -58,6 +58,7 @@ class DeviceSurfaces:
         texels: float32 (T, 3) every texture, row-major, in [0, 1].
         face_normal: float32 (F+1, 3) unit geometric normal.
         face_semantic: int16 or int32 (F+1,) semantic id of each face (0 on the extra row), or None.
+        face_flat: bool (F+1,) faces shown unlit, or None when every face is lit.
     """
 
     face_uv: torch.Tensor
@@ -68,6 +69,7 @@ class DeviceSurfaces:
     texels: torch.Tensor
     face_normal: torch.Tensor
     face_semantic: torch.Tensor | None
+    face_flat: torch.Tensor | None = None
 
     @property
     def n_faces(self) -> int:
@@ -89,6 +91,7 @@ def upload_surfaces(
     face_normal: np.ndarray,
     face_semantic: np.ndarray | None,
     semantic_dtype: np.dtype | type | None = None,
+    face_flat: np.ndarray | None = None,
     device: str | torch.device,
 ) -> DeviceSurfaces:
     """Copy a scene's packed shading tables (as :class:`~envsim.render.renderer.Renderer` packs them) to ``device``.
@@ -104,6 +107,7 @@ def upload_surfaces(
         face_semantic: int (F,) ids, or None for no semantic image.
         semantic_dtype: the host dtype of the semantic image, ``uint16`` or ``uint32`` (default); the
             device keeps the ids as the signed type of the same width, so the host copy reinterprets them.
+        face_flat: (F,) nonzero for faces shown unlit, or None when every face is lit.
         device: where the tables live.
     """
     dev = torch.device(device)
@@ -133,6 +137,7 @@ def upload_surfaces(
         texels=torch.from_numpy(np.ascontiguousarray(tex)).to(dev),
         face_normal=table(face_normal, np.float32),
         face_semantic=semantic,
+        face_flat=None if face_flat is None else table(np.asarray(face_flat) != 0, np.bool_),
     )
 
 
@@ -188,7 +193,8 @@ def shade(
     """z-depth, colour and label of every ray: :meth:`~envsim.render.renderer.Renderer.shade_reference` in torch.
 
     albedo = material factor * interpolated vertex colour * bilinear texture(uv);
-    rgb = albedo * (ambient + diffuse * (0.5 + 0.5 * n.l)), n facing the camera.
+    rgb = albedo * (ambient + diffuse * (0.5 + 0.5 * n.l)), n facing the camera, on lit faces;
+    rgb = albedo * the view's flat gain on flat ones (``surfaces.face_flat``).
 
     Args:
         surfaces: the scene's tables, on the device of the other tensors.
@@ -196,7 +202,8 @@ def shade(
         triangle: int32 / int64 (N,) hit triangles, negative on a miss (uint32 ``MISS`` read as int32 is -1).
         bary: float32 (N, 2) barycentric (u, v).
         dirs: float32 (N, 3) ray directions (only their side of the surface matters).
-        light: float32 (B, 5) per-view light direction (3, unit), ambient, diffuse.
+        light: float32 (B, 5) per-view light direction (3, unit), ambient, diffuse; (B, 6) with the gain of
+            flat faces last (1 when absent).
         max_depth: metres; farther hits count as no surface.
         normal: float32 (N, 3) normals from the backend; by default each triangle's from ``surfaces``.
 
@@ -223,6 +230,9 @@ def shade(
     lv = light[:, None, :]  # (B, 1, 5)
     ndotl = _dot3(nrm.view(b, p, 3), lv[..., :3])  # (B, P)
     shade_ = lv[..., 3] + lv[..., 4] * (0.5 + 0.5 * ndotl)  # (B, P)
+    if surfaces.face_flat is not None:
+        gain = lv[..., 5] if light.shape[1] > 5 else torch.ones_like(lv[..., 3])  # (B, 1)
+        shade_ = torch.where(surfaces.face_flat[f].view(b, p), gain, shade_)
     value = albedo.view(b, p, 3) * shade_[..., None] * 255.0 + 0.5  # (B, P, 3) float32
     rgb = torch.where(valid[:, None], value.reshape(n, 3).clamp(0, 255).to(torch.uint8), 0)  # truncates like astype
     semantic = None if surfaces.face_semantic is None else surfaces.face_semantic[f]  # 0 on the zero row
@@ -357,7 +367,8 @@ class DeviceRenderPath:
         Args:
             position: (B, 3) camera centres in metres.
             rotation: (B, 4) camera-to-world unit quaternions (w, x, y, z).
-            light: float32 (B, 5) per-view lighting (:meth:`~envsim.render.renderer.Renderer.lights`).
+            light: float32 (B, 5) per-view lighting (:meth:`~envsim.render.renderer.Renderer.lights`), or (B, 6)
+                with the gain of flat faces last.
 
         Returns:
             uint8 (B*P, 3) RGB, float32 (B*P,) z-depth and the (B*P,) semantic ids (``semantic_dtype``) or

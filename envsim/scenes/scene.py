@@ -66,11 +66,14 @@ class Material:
         factor: float32 (3,) linear multiplier in [0, 1].
         texture: uint8 (H, W, 3) image or None; sampled bilinearly with REPEAT wrapping, OpenGL uv
             convention (v = 0 at the bottom row).
+        unlit: the asset asks to be shown flat (Habitat ``"shader_type": "flat"``): with ``--shading auto`` its
+            pixels are the albedo itself, no lighting.
     """
 
     name: str
     factor: np.ndarray
     texture: np.ndarray | None = None
+    unlit: bool = False
 
 
 @dataclass(frozen=True, eq=False)
