@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import struct
 
 import numpy as np
@@ -564,3 +565,18 @@ def test_replica_missing_properties_bad_indices_and_bad_info(tmp_path):
     js.write_text("{not json")
     with pytest.raises(AnnotationError, match=r"info_semantic\.json:1: not valid JSON"):
         read_replica_info(js)
+
+
+def test_replica_undefined_class_is_not_an_error(tmp_path, caplog):
+    """Real info_semantic.json files give objects class -1 ("undefined"); reading one says nothing."""
+    info = dict(INFO, objects=INFO["objects"] + [{"id": 9, "class_id": -1, "class_name": "undefined"}])
+    ply, js = write_replica(tmp_path, replica_binary_ply(objects=np.array([0, 9], np.int16)), info=info)
+    with caplog.at_level(logging.WARNING):
+        _v, _f, obj, object_classes = read_replica_semantic(ply, js, up=UpAxis.Z)
+    assert not caplog.records, [r.getMessage() for r in caplog.records]
+    assert obj.tolist() == [0, 0, 9, 9] and object_classes == {0: "wall", 5: "sofa"}  # 9 keeps no class
+    info["objects"].append({"id": 10, "class_id": 12})  # a class that really is missing still warns
+    js.write_text(json.dumps(info))
+    with caplog.at_level(logging.WARNING):
+        read_replica_semantic(ply, js, up=UpAxis.Z)
+    assert "missing from 'classes': [12]" in caplog.text

@@ -155,6 +155,20 @@ def test_face_winding_does_not_matter():
     np.testing.assert_array_equal(a.walkable, b.walkable)
 
 
+def test_single_sheet_scan_keeps_its_floor_in_either_winding():
+    """A scan-like room (single-sheet floor, walls and ceiling, no slabs) with its normals into the room and the
+    same room wound inside out have the same walkable cells: the inverted one is recognised by its rooms."""
+    room = trimesh.creation.box((4.0, 2.6, 3.0))
+    room.apply_translation([2.0, 1.3, 1.5])
+    room.invert()  # normals into the room: floor up, ceiling down
+    v, f = np.asarray(room.vertices), np.asarray(room.faces)
+    upright = build_navgrid(v, f)
+    inverted = build_navgrid(v, f[:, ::-1].copy())
+    assert upright.walkable.sum() > 0.8 * (4.0 * 3.0) / 0.05**2
+    np.testing.assert_array_equal(upright.walkable, inverted.walkable)
+    np.testing.assert_allclose(upright.height[upright.walkable], 0.0, atol=1e-6)
+
+
 def test_table_cells_are_not_walkable_and_table_top_is_dropped():
     # A 1.2 m x 0.8 m table (top 0.72-0.76 m) on four legs in the middle of a 5 m x 4 m room.
     cx, cz = 2.5, 2.0

@@ -6,10 +6,13 @@ world frame. A cell is *walkable* when an agent (a vertical cylinder of ``agent_
 
 1. **Floors.** A vertical ray is cast down through every cell centre from above the scene and *all* its hits
    are listed (Open3D ``RaycastingScene.list_intersections``), so ceilings and roofs do not hide the floors
-   below them. A hit is a candidate floor when its triangle's normal lies within ``max_slope_deg`` of +Y
-   (``|n_y|`` is used: assets come with either winding). A candidate is walkable when the next surface above
-   it (the previous hit along the downward ray) is at least ``agent_height`` higher. Each cell keeps its
-   *lowest* walkable candidate.
+   below them. A hit is a candidate floor when its triangle's normal lies within ``max_slope_deg`` of +Y, as
+   Recast/Habitat take it, so the top of a ceiling or roof (facing down, into the room) is never walked on.
+   Scans stored with inverted winding keep their floors: where a down-facing surface has an up-facing one at
+   least ``agent_height`` above it (an inverted floor under an inverted ceiling) more often than the
+   reverse, the scene is read inside out and down-facing surfaces are the candidates. A candidate is
+   walkable when the next surface above it (the previous hit along the downward ray) is at least
+   ``agent_height`` higher. Each cell keeps its *lowest* walkable candidate.
 2. **Walls.** Vertical surfaces are invisible to vertical rays (single-sheet walls of scanned meshes most of
    all), so short horizontal rays join the centres of neighbouring cells at several heights between
    ``max_climb`` and ``agent_height`` above the floor; a hit means a wall, a table leg or the side of a solid
@@ -156,14 +159,17 @@ def _grid_frame(lo: np.ndarray, hi: np.ndarray, cell: float) -> tuple[np.ndarray
     return np.array([lo[0] + cell / 2, lo[2] + cell / 2]), (nz, nx)
 
 
-def _floor_like(vertices: np.ndarray, faces: np.ndarray, prim: np.ndarray, max_slope_deg: float) -> np.ndarray:
-    """Whether triangles ``prim`` (K,) are within ``max_slope_deg`` of horizontal, either side up: bool (K,)."""
+def _facing(vertices: np.ndarray, faces: np.ndarray, prim: np.ndarray, max_slope_deg: float) -> np.ndarray:
+    """Which way triangles ``prim`` (K,) face: int8 (K,) +1 within ``max_slope_deg`` of +Y, -1 within it of -Y,
+    0 steeper (and degenerate triangles)."""
     uniq, inverse = np.unique(prim, return_inverse=True)
     tri = vertices[faces[uniq]]  # (U, 3, 3)
     normal = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
     norm = np.linalg.norm(normal, axis=1)
-    cos_up = np.abs(normal[:, 1]) / np.maximum(norm, 1e-300)  # 0 for degenerate triangles
-    return (cos_up >= math.cos(math.radians(max_slope_deg)) - 1e-9)[inverse.reshape(-1)]
+    cos_up = normal[:, 1] / np.maximum(norm, 1e-300)  # 0 for degenerate triangles
+    limit = math.cos(math.radians(max_slope_deg)) - 1e-9
+    out = np.where(cos_up >= limit, 1, np.where(cos_up <= -limit, -1, 0)).astype(np.int8)
+    return out[inverse.reshape(-1)]
 
 
 def _floor_heights(
@@ -202,8 +208,8 @@ def _floor_heights(
     prim = hits["primitive_ids"].numpy().astype(np.int64)
     order = np.lexsort((t_hit, ray_id))  # by ray, then top to bottom
     ray_id, t_hit, prim = ray_id[order], t_hit[order], prim[order]
-    floor_like = _floor_like(vertices, faces, prim, config.max_slope_deg)  # per hit
-    surf_ray, surf_y, stand = _standable_surfaces(ray_id, t_hit, top - t_hit, floor_like, config.agent_height)
+    facing = _facing(vertices, faces, prim, config.max_slope_deg)  # per hit
+    surf_ray, surf_y, stand = _standable_surfaces(ray_id, t_hit, top - t_hit, facing, config.agent_height)
     # The lowest standable surface per ray: the last one in top-to-bottom order.
     idx = np.flatnonzero(stand)
     last = np.ones(idx.size, dtype=bool)
@@ -215,13 +221,13 @@ def _floor_heights(
 
 
 def _standable_surfaces(
-    ray_id: np.ndarray, t_hit: np.ndarray, y_hit: np.ndarray, floor_like: np.ndarray, agent_height: float
+    ray_id: np.ndarray, t_hit: np.ndarray, y_hit: np.ndarray, facing: np.ndarray, agent_height: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Merge coincident hits of the downward rays into surfaces and find those an agent can stand on.
 
     Args:
-        ray_id, t_hit, y_hit, floor_like: (H,) ray, distance and y in metres of each hit, sorted by ray then
-            top to bottom, and whether its triangle is floor-like.
+        ray_id, t_hit, y_hit, facing: (H,) ray, distance and y in metres of each hit, sorted by ray then
+            top to bottom, and which way its triangle faces (:func:`_facing`).
         agent_height: headroom in metres the agent needs up to the next surface above.
 
     Returns:
@@ -234,10 +240,24 @@ def _standable_surfaces(
     surf_first = np.flatnonzero(new_surface)
     surf_ray = ray_id[surf_first]
     surf_y = y_hit[surf_first]
-    surf_floor = np.bincount(surf, weights=floor_like, minlength=n_surf) > 0
+    up = np.bincount(surf, weights=facing > 0, minlength=n_surf) > 0
+    down = np.bincount(surf, weights=facing < 0, minlength=n_surf) > 0
     headroom = np.full(n_surf, np.inf)
     same_ray = surf_ray[1:] == surf_ray[:-1]
     headroom[1:][same_ray] = surf_y[:-1][same_ray] - surf_y[1:][same_ray]
+    # Rooms tell the winding: a floor (below) and a ceiling (above) at least agent_height apart, each facing
+    # one way only. The inside of a tall solid (a wall, a wardrobe) looks like an inverted room, so an
+    # inverted reading must also cover a quarter of the scene's columns.
+    gap = np.zeros(n_surf, bool)
+    gap[1:] = same_ray & (headroom[1:] >= agent_height)
+    up_only, down_only = up & ~down, down & ~up
+    upright = int(np.count_nonzero(gap[1:] & up_only[1:] & down_only[:-1]))
+    inverted = int(np.count_nonzero(gap[1:] & down_only[1:] & up_only[:-1]))
+    inside_out = inverted > upright and inverted >= 0.25 * np.unique(surf_ray).size
+    if inside_out:
+        log.info("faces are wound inside out (%d inverted floor/ceiling columns, %d upright): floors face down",
+                 inverted, upright)
+    surf_floor = down if inside_out else up
     return surf_ray, surf_y, surf_floor & (headroom >= agent_height)
 
 

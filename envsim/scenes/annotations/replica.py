@@ -19,7 +19,10 @@ from envsim.scenes.scene import UpAxis, z_up_to_y_up
 
 log = logging.getLogger(__package__)  # the package's logger, shared by all its readers
 
-__all__ = ["ReplicaInfo", "ReplicaSemantic", "read_replica_info", "read_replica_semantic"]
+UNDEFINED_CLASS = -1
+"""The ``class_id`` Replica gives objects without a class ("undefined"): they keep no class name, silently."""
+
+__all__ = ["UNDEFINED_CLASS", "ReplicaInfo", "ReplicaSemantic", "read_replica_info", "read_replica_semantic"]
 
 
 class ReplicaSemantic(NamedTuple):
@@ -85,7 +88,7 @@ def read_replica_info(info_json_path: PathLike) -> ReplicaInfo:
         if not isinstance(o, dict) or "id" not in o or "class_id" not in o:
             raise AnnotationError(f"{where} needs 'id' and 'class_id'")
         object_class[_json_int(o["id"], where, "id")] = _json_int(o["class_id"], where, "class_id")
-    unknown = sorted({c for c in object_class.values() if c not in classes})
+    unknown = sorted({c for c in object_class.values() if c not in classes and c != UNDEFINED_CLASS})
     if unknown:
         log.warning("%s: objects refer to class ids missing from 'classes': %s", path, unknown[:10])
     return ReplicaInfo(classes=classes, object_class=object_class)
