@@ -168,11 +168,13 @@ def scene_views(index, src, config, poses, current, out) -> SceneViews:
         trajectory = np.zeros(len(position), np.int32)
         step = np.arange(len(position), dtype=np.int32)
     else:
+        navmesh = None
         try:
             if src.stage is not None and src.stage.navmesh:  # the dataset's own navmesh, as Habitat uses it
                 from envsim.nav.navmesh import navmesh_to_grid, read_navmesh
 
-                nav = navmesh_to_grid(read_navmesh(src.stage.navmesh), cell_size=config.navigation.cell_size)
+                navmesh = read_navmesh(src.stage.navmesh)
+                nav = navmesh_to_grid(navmesh, cell_size=config.navigation.cell_size)
             else:
                 nav = build_navgrid(scene.vertices, scene.faces, config=config.navigation)
         except ValueError as exc:
@@ -183,7 +185,7 @@ def scene_views(index, src, config, poses, current, out) -> SceneViews:
         if not nav_path.is_file():
             nav.save(nav_path)
         traj = sample_trajectories(nav, config=config.trajectory, rng=derive_rng(config.seed, "trajectory", scene.name),
-                                   regions=room_regions(scene, nav))
+                                   regions=room_regions(scene, nav), navmesh=navmesh)
         position, rotation = traj.position, traj.rotation
         trajectory, step = traj.trajectory.astype(np.int32), traj.step.astype(np.int32)
     if config.light_variants > 1:  # each pose rendered under several lights, consecutively

@@ -9,7 +9,9 @@ polygons) are skipped.
 This module is the public face: the :class:`NavMesh` model (islands, areas), :func:`read_navmesh` and
 :func:`write_navmesh`, and :func:`navmesh_to_grid`. The binary layout and its parser and encoder are in
 :mod:`envsim.nav.detour`, polygon adjacency (shared edges, tile portals) in :mod:`envsim.nav.polygons`, the
-rasteriser in :mod:`envsim.nav.raster`; their public names used here are importable from here too.
+rasteriser in :mod:`envsim.nav.raster`; their public names used here are importable from here too. Geodesics
+and paths on the mesh (:meth:`NavMesh.geodesic_distance`, :meth:`NavMesh.shortest_path`) are Detour's, from
+:mod:`envsim.nav.pathfind`.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from envsim.nav.detour import (
     parse_tiles,
 )
 from envsim.nav.grid import NavGrid
+from envsim.nav.pathfind import NavMeshQuery
 from envsim.nav.polygons import (
     DT_VERTS_PER_POLYGON,
     fan_triangles,
@@ -229,6 +232,53 @@ class NavMesh:
         """3-D area of each island of :meth:`islands` in square metres: float64 (n_islands,), decreasing."""
         n, labels = self.islands()
         return np.bincount(labels, weights=self.polygon_areas(), minlength=n)
+
+    def snap_point(self, points: np.ndarray) -> np.ndarray:
+        """The nearest point on the mesh of each point, as Habitat-Sim's ``PathFinder.snap_point``.
+
+        Searches the polygons within (2, 4, 2) m (x, y, z) of each point, prefers one the point stands over
+        (see :mod:`envsim.nav.pathfind`), and puts the result on the detail mesh.
+
+        Args:
+            points: (3,) or (N, 3) world points in metres.
+
+        Returns:
+            float64 (N, 3) (or (3,) for one point) metres; nan rows where no polygon is near enough.
+        """
+        pts = np.asarray(points, dtype=np.float64)
+        _, snapped = self._query.snap(pts.reshape(-1, 3))
+        return snapped.reshape(pts.shape) if pts.shape == (3,) else snapped
+
+    def geodesic_distance(self, start: np.ndarray, goals: np.ndarray) -> np.ndarray:
+        """Walking distances on the mesh from one point to many, as Habitat-Sim's ``PathFinder`` reports them.
+
+        Both ends are snapped to the mesh, the polygon corridor is found with Detour's costs and string
+        pulled, and the distance is the 3-D length of that straight path (:mod:`envsim.nav.pathfind`).
+
+        Args:
+            start: (3,) world point in metres.
+            goals: (G, 3) world points in metres.
+
+        Returns:
+            float64 (G,) metres; inf where a goal is on another island or a point snaps to nothing.
+        """
+        return self._query.geodesic_distance(start, goals)
+
+    def shortest_path(self, start: np.ndarray, goal: np.ndarray) -> np.ndarray:
+        """The straight path on the mesh between two points, as Habitat-Sim's ``PathFinder.find_path``.
+
+        Args:
+            start, goal: (3,) world points in metres.
+
+        Returns:
+            float64 (P, 3) world points, P >= 2, from the snapped start through the corners to the snapped
+            goal, heights on the detail mesh; empty (0, 3) when the goal cannot be reached.
+        """
+        return self._query.shortest_path(start, goal)
+
+    @cached_property
+    def _query(self) -> NavMeshQuery:
+        return NavMeshQuery(self)
 
     @cached_property
     def _fan(self) -> tuple[np.ndarray, np.ndarray]:

@@ -22,9 +22,11 @@ Modes (:class:`TrajectoryMode`):
   shortest path to a goal, drawn in another room (anywhere on the agent's island when the scene has no
   rooms), and a new goal is drawn on arrival; otherwise a walk rarely finds a doorway and stays in the room
   it starts in.
-- ``tour``: shortest-path tours between random goals (:meth:`NavGrid.shortest_path`), resampled every
-  ``step_size`` metres along the path. The heading follows the walking direction; when the path turns more
-  than ``max_turn_deg``, the agent first rotates in place, by at most ``max_turn_deg`` per view.
+- ``tour``: shortest-path tours between random goals (:meth:`NavGrid.shortest_path`; with the scene's
+  navmesh, Detour's straight paths on it, :meth:`NavMesh.shortest_path`, and floor heights on its detail
+  mesh), resampled every ``step_size`` metres along the path. The heading follows the walking direction;
+  when the path turns more than ``max_turn_deg``, the agent first rotates in place, by at most
+  ``max_turn_deg`` per view.
 - ``coverage``: positions spread uniformly over the navigable area (systematic sampling of walkable cells
   ordered block by block in a serpentine, one view per ``area / views`` square metres), random yaw; a
   "trajectory" is a chunk of consecutive views of one region, not a walk.
@@ -37,11 +39,15 @@ import math
 import operator
 from dataclasses import dataclass
 from enum import Enum
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from envsim.camera import quat_from_yaw_pitch_roll
 from envsim.nav.grid import NavGrid
+
+if TYPE_CHECKING:
+    from envsim.nav.navmesh import NavMesh
 
 log = logging.getLogger(__name__)
 
@@ -159,7 +165,12 @@ class Trajectories:
 
 
 def sample_trajectories(
-    nav: NavGrid, *, config: TrajectoryConfig, rng: np.random.Generator, regions: np.ndarray | None = None
+    nav: NavGrid,
+    *,
+    config: TrajectoryConfig,
+    rng: np.random.Generator,
+    regions: np.ndarray | None = None,
+    navmesh: NavMesh | None = None,
 ) -> Trajectories:
     """Camera poses of an agent moving through the navigable space of one scene.
 
@@ -169,6 +180,9 @@ def sample_trajectories(
         rng: source of randomness; the same seed gives the same arrays.
         regions: int (rows, cols) like ``nav.walkable``: the room (any id >= 0, e.g. a polygon index) of
             every cell, -1 where none; trajectories start in every room (module docstring). None: no rooms.
+        navmesh: the navmesh ``nav`` was rasterised from (:func:`envsim.nav.navmesh.navmesh_to_grid`): tours
+            then walk its straight paths (:meth:`NavMesh.shortest_path`) at its detail-mesh heights, as
+            Habitat-Sim's agent would. Starts and goals are still drawn on ``nav``. None: paths on ``nav``.
 
     Returns:
         Exactly ``config.views`` views.
@@ -189,7 +203,7 @@ def sample_trajectories(
             goals = _GoalSampler(nav, regions) if config.explore else None
             parts = [_random_walk(nav, n, config, rng, start, goals) for n, start in zip(lengths, starts)]
         else:
-            parts = [walk(nav, n, config, rng, start) for n, start in zip(lengths, starts)]
+            parts = [_tour(nav, n, config, rng, start, navmesh) for n, start in zip(lengths, starts)]
         floor = np.concatenate([p for p, _ in parts])
         yaw = np.concatenate([y for _, y in parts])
     n = config.views
@@ -367,11 +381,12 @@ def _follow(nav: NavGrid, p: np.ndarray, path: np.ndarray | None, replans: int, 
     return (path if len(path) else None), replans
 
 
-def _resample(nav: NavGrid, path: np.ndarray, step: float) -> np.ndarray:
+def _resample(nav: NavGrid, path: np.ndarray, step: float, navmesh: NavMesh | None = None) -> np.ndarray:
     """Points every ``step`` metres (horizontal arc length) along a path after its start, ending at its end.
 
     Where the straight walk between two consecutive points would cut a corner of the path through
-    non-navigable cells, the path's corners in between are inserted.
+    non-navigable cells, the path's corners in between are inserted. Floor heights come from the cells of
+    ``nav``, or from ``navmesh``'s detail mesh when given.
 
     Returns:
         float64 (K, 3) floor points, K >= 0 (0 when the path has no length).
@@ -391,7 +406,7 @@ def _resample(nav: NavGrid, path: np.ndarray, step: float) -> np.ndarray:
     for si in s:
         k = min(int(np.searchsorted(arc, si, side="right")) - 1, len(seg) - 1)
         f = (si - arc[k]) / seg[k] if seg[k] > 0 else 0.0
-        q = _on_floor(nav, xz[k] + f * (xz[k + 1] - xz[k]))
+        q = _on_floor(nav, xz[k] + f * (xz[k + 1] - xz[k])) if navmesh is None else _on_mesh(navmesh, path, k, f)
         if not nav.segment_navigable(out[-1], q):
             for c in np.flatnonzero((arc > arc_out[-1] + 1e-9) & (arc < si - 1e-9)):
                 out.append(path[c])
@@ -402,14 +417,19 @@ def _resample(nav: NavGrid, path: np.ndarray, step: float) -> np.ndarray:
 
 
 def _tour(
-    nav: NavGrid, n: int, config: TrajectoryConfig, rng: np.random.Generator, start: np.ndarray | None = None
+    nav: NavGrid, n: int, config: TrajectoryConfig, rng: np.random.Generator, start: np.ndarray | None = None,
+    navmesh: NavMesh | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Floor points (n, 3) and yaws (n,) radians of a walk along shortest paths between random goals."""
+    """Floor points (n, 3) and yaws (n,) radians of a walk along shortest paths between random goals (on
+    ``navmesh`` when given, else on ``nav``)."""
     max_turn = math.radians(config.max_turn_deg)
     p = nav.sample_points(rng=rng, n=1)[0] if start is None else start
     _, labels = nav.islands()
     r, c = nav.to_cell(p[None, [0, 2]])
     island = int(labels[r[0], c[0]])
+    if navmesh is not None:  # stand on the mesh (a grid point may lie up to half a cell off it)
+        snapped = navmesh.snap_point(p)
+        p = snapped if np.all(np.isfinite(snapped)) else p
     yaw = float(rng.uniform(-math.pi, math.pi))
     points, yaws = [p], [yaw]
     while len(points) < n:
@@ -418,7 +438,8 @@ def _tour(
             goal = nav.sample_points(rng=rng, n=1, island=island)[0]
             if np.linalg.norm((goal - p)[[0, 2]]) < config.step_size:
                 continue
-            waypoints = _resample(nav, nav.shortest_path(p, goal), config.step_size)
+            path = nav.shortest_path(p, goal) if navmesh is None else navmesh.shortest_path(p, goal)
+            waypoints = _resample(nav, path, config.step_size, navmesh) if len(path) > 1 else np.empty((0, 3))
             if len(waypoints):
                 break
         if len(waypoints) == 0:  # a tiny island: look around on the spot
@@ -443,6 +464,13 @@ def _tour(
             if len(points) >= n:
                 break
     return np.asarray(points[:n]), np.asarray(yaws[:n])
+
+
+def _on_mesh(navmesh: NavMesh, path: np.ndarray, k: int, f: float) -> np.ndarray:
+    """(3,) the point a fraction ``f`` along segment ``k`` of a path on ``navmesh``, on its detail mesh."""
+    q = path[k] + f * (path[k + 1] - path[k])
+    snapped = navmesh.snap_point(q)
+    return snapped if np.all(np.isfinite(snapped)) else q
 
 
 def _coverage(nav: NavGrid, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
