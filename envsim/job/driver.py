@@ -23,6 +23,7 @@ from envsim.job.config import DatasetConfig, DatasetError, PoseList, SceneSource
 from envsim.job.folder import RenderLock, clear_job_files, clear_partials, delete_bad_shards, prepare_folder
 from envsim.job.worker import ShardJob, render_shard
 from envsim.provenance import derive_rng, file_sha256, to_jsonable, write_json_atomic
+from envsim.scenes.compose import manifest_record
 from envsim.scenes.load import sidecar_path
 from envsim.scenes.procedural import generate_house, write_house
 from envsim.scenes.rooms import ROOM_NAMES
@@ -253,6 +254,10 @@ def _input_record(src: SceneSource, out: Path) -> dict[str, Any]:
                 if f
             },
         }
+        if st.shader_type:
+            record["stage"]["shader_type"] = st.shader_type
+        if st.composition is not None:  # composed objects: their semantic ids' categories and files' checksum
+            record["stage"]["objects"] = manifest_record(st.composition)
     return record
 
 

@@ -8,7 +8,8 @@ defined inline) and ``stages.default_attributes``; scenes (``scene_instances``) 
 A stage's ``up`` and ``front`` vectors give the asset's frame: the asset's up becomes world +Y and its front
 world -Z (habitat-sim's ``CoordinateFrame``). Without them a ``.glb`` is taken as Z-up with front +Y (the
 Matterport convention habitat-sim assumes for ``.glb``) and other files as Y-up; HM3D's ``.basis.glb``
-files are Y-up (its configs say so).
+files are Y-up (its configs say so). A scene instance's objects and articulated objects are composed onto its
+stage by :mod:`envsim.scenes.compose`.
 
 Folders without a config are searched for the layouts the public downloads use (MP3D ``<id>/<id>.glb``,
 HM3D ``<split>/<nnnnn-id>/<id>.basis.glb``, Gibson ``<name>.glb``, Replica ``<name>/habitat/mesh_semantic.ply``)
@@ -18,15 +19,19 @@ and each mesh's navmesh and annotation files are found next to it by name.
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import json
 import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from envsim.scenes.scene import MESH_SUFFIXES, SceneError
+
+if TYPE_CHECKING:
+    from envsim.scenes.compose import Composition
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +66,8 @@ class Stage:
         descriptor: semantic descriptor (MP3D ``.house``, HM3D ``.semantic.txt``, Replica
             ``info_semantic.json``, Habitat ``.semantic_config.json``), '' when none.
         family: which room-label table applies (one of :data:`FAMILIES`).
+        shader_type: the stage config's Habitat ``shader_type`` ("flat" marks its materials unlit), '' unset.
+        composition: the scene instance's rigid and articulated objects (:mod:`envsim.scenes.compose`), or None.
     """
 
     name: str
@@ -72,10 +79,13 @@ class Stage:
     navmesh: str = ""
     descriptor: str = ""
     family: str = "habitat"
+    shader_type: str = ""
+    composition: Composition | None = None
 
     def files(self) -> list[str]:
-        """Every file the stage reads (for checksums), mesh first."""
-        return [f for f in (self.render_asset, self.semantic_asset, self.navmesh, self.descriptor) if f]
+        """Every file the stage reads (for checksums), mesh first, then the composed objects' configs and assets."""
+        own = [f for f in (self.render_asset, self.semantic_asset, self.navmesh, self.descriptor) if f]
+        return own + [f for f in self.composition.files() if f not in own] if self.composition else own
 
 
 def frame_rotation(up, front) -> np.ndarray:
@@ -139,7 +149,8 @@ def read_scene_dataset(path: str | Path) -> list[Stage]:
     return _read_config(p)
 
 
-def _load_json(path: Path, what: str) -> dict[str, Any]:
+def load_json(path: Path, what: str) -> dict[str, Any]:
+    """A JSON object file; HabitatError naming ``what`` when it is missing, unreadable or not an object."""
     try:
         data = json.loads(path.read_text())
     except FileNotFoundError as exc:
@@ -166,7 +177,8 @@ def _family_of(path: Path) -> str:
     return "habitat"
 
 
-def _vec3(value: Any, key: str, where: str) -> tuple[float, float, float]:
+def vec3(value: Any, key: str, where: str) -> tuple[float, float, float]:
+    """``value`` as 3 finite floats; HabitatError naming ``key`` and ``where`` otherwise."""
     try:
         v = tuple(float(x) for x in value)
     except (TypeError, ValueError) as exc:
@@ -187,10 +199,22 @@ def _apply_attributes(stage: Stage, attrs: dict[str, Any], base: Path, where: st
             changes[field_name] = str((base / value).resolve()) if not Path(value).is_absolute() else value
     for key in ("up", "front"):
         if key in attrs:
-            changes[key] = _vec3(attrs[key], key, where)
+            changes[key] = vec3(attrs[key], key, where)
     if "scale" in attrs:
-        changes["scale"] = _vec3(attrs["scale"], "scale", where)
+        changes["scale"] = vec3(attrs["scale"], "scale", where)
+    if "shader_type" in attrs or "force_flat_shading" in attrs:
+        changes["shader_type"] = shader_type_of(attrs, stage.shader_type)
     return replace(stage, **changes)
+
+
+def shader_type_of(attrs: dict[str, Any], default: str = "") -> str:
+    """Habitat's shader of a stage or object config or instance: ``shader_type`` ("material", "flat", "phong",
+    "pbr") in lower case, "flat" for ``"force_flat_shading": true``, ``default`` when neither says."""
+    if attrs.get("force_flat_shading") is True:
+        return "flat"
+    value = attrs.get("shader_type")
+    value = value.strip().lower() if isinstance(value, str) else ""
+    return default if value in ("", "unspecified") else value
 
 
 def _default_stage(render_asset: Path, family: str) -> Stage:
@@ -213,7 +237,8 @@ def _scene_name(mesh: Path) -> str:
     return stem
 
 
-def _glob(base: Path, pattern: str) -> list[Path]:
+def glob_paths(base: Path, pattern: str) -> list[Path]:
+    """The paths a config glob names, relative to ``base`` unless absolute; a plain path as it is."""
     if Path(pattern).is_absolute():
         root, pat = Path(pattern).anchor, str(Path(pattern).relative_to(Path(pattern).anchor))
         return sorted(Path(root).glob(pat))
@@ -221,7 +246,7 @@ def _glob(base: Path, pattern: str) -> list[Path]:
 
 
 def _read_config(path: Path) -> list[Stage]:
-    data = _load_json(path, "scene dataset config")
+    data = load_json(path, "scene dataset config")
     base = path.parent
     family = _family_of(path)
     stages_sec = _section(data, "stages", path)
@@ -243,7 +268,7 @@ def _read_config(path: Path) -> list[Stage]:
         if not isinstance(patterns, list) or not all(isinstance(x, str) for x in patterns):
             raise HabitatError(f"{path.name}: stages.paths[{ext!r}] must be a list of globs")
         for pattern in patterns:
-            matches = [m for m in _glob(base, pattern) if m.exists()]
+            matches = [m for m in glob_paths(base, pattern) if m.exists()]
             found = 0
             for m in matches:
                 if ext == ".json":
@@ -292,7 +317,7 @@ def _read_config(path: Path) -> list[Stage]:
 
 
 def _stage_from_file(path: Path, defaults: dict[str, Any], family: str) -> Stage:
-    attrs = _load_json(path, "stage config")
+    attrs = load_json(path, "stage config")
     asset = attrs.get("render_asset")
     if not isinstance(asset, str) or not asset:
         raise HabitatError(f"{path.name}: a stage config needs a \"render_asset\"")
@@ -314,7 +339,7 @@ def _named_files(data: dict, key: str, base: Path, path: Path) -> dict[str, Path
                 raise HabitatError(f"{path.name}: {key}.paths must map extensions to globs")
             for patterns in value.values():
                 for pattern in [patterns] if isinstance(patterns, str) else list(patterns):
-                    for m in _glob(base, str(pattern)):
+                    for m in glob_paths(base, str(pattern)):
                         files = sorted(x for x in m.iterdir() if x.is_file()) if m.is_dir() else [m]
                         for f in files:
                             out[f.name] = f
@@ -329,17 +354,21 @@ def _named_files(data: dict, key: str, base: Path, path: Path) -> dict[str, Path
 
 
 def _scene_instances(data, base, path, handles, navmeshes, descriptors) -> list[Stage]:
+    from envsim.scenes.compose import Templates
+
     section = _section(data, "scene_instances", path)
     paths = section.get("paths", {})
+    defaults = section.get("default_attributes") if isinstance(section.get("default_attributes"), dict) else {}
     files: list[Path] = []
     if isinstance(paths, dict):
         for patterns in paths.values():
             for pattern in [patterns] if isinstance(patterns, str) else list(patterns):
-                for m in _glob(base, str(pattern)):
+                for m in glob_paths(base, str(pattern)):
                     files += sorted(m.glob("*" + INSTANCE_SUFFIX)) if m.is_dir() else [m] if m.is_file() else []
     stages = []
+    templates = Templates(path, data) if files else None
     for f in files:
-        inst = _load_json(f, "scene instance")
+        inst = load_json(f, "scene instance")
         stage_inst = inst.get("stage_instance", {})
         template = stage_inst.get("template_name") if isinstance(stage_inst, dict) else None
         if not isinstance(template, str):
@@ -356,10 +385,11 @@ def _scene_instances(data, base, path, handles, navmeshes, descriptors) -> list[
             if nav not in navmeshes:
                 raise HabitatError(f"{f.name}: navmesh {nav!r} is not listed in {path.name} navmesh_instances")
             stage = replace(stage, navmesh=str(navmeshes[nav]))
-        ssd = inst.get("semantic_scene_instance")
-        if isinstance(ssd, str) and ssd and ssd in descriptors:
+        ssd = str(inst.get("semantic_scene_instance", defaults.get("semantic_scene_instance")) or "")
+        ssd = ssd.replace("%%CONFIG_NAME_AS_ASSET_FILENAME%%", name)
+        if ssd and ssd in descriptors:
             stage = replace(stage, descriptor=str(descriptors[ssd]))
-        stages.append(stage)
+        stages.append(templates.place(stage, inst, f.name))
     return stages
 
 
@@ -489,7 +519,7 @@ def load_stage(stage: Stage, *, labels: dict[str, dict[str, str]] | None = None)
     (MP3D ``.house`` regions, Habitat ``region_annotations``, HM3D regions with the room votes table);
     per-face instance ids come from the semantic mesh (transferred to the render mesh face by face, by
     the nearest semantic face centroid, when the two meshes differ). Faces without an annotation get
-    instance id -1.
+    instance id -1. A scene instance's objects are then added (:func:`envsim.scenes.compose.compose_scene`).
 
     Args:
         stage: what to load (see :func:`read_scene_dataset`).
@@ -501,11 +531,9 @@ def load_stage(stage: Stage, *, labels: dict[str, dict[str, str]] | None = None)
     Raises:
         SceneError: unreadable mesh or annotation files.
     """
-    import dataclasses
-    import hashlib
-
     from envsim.provenance import file_sha256
     from envsim.scenes import annotations as ann
+    from envsim.scenes.compose import compose_scene
     from envsim.scenes.load import load_scene
     from envsim.scenes.scene import UpAxis
 
@@ -556,10 +584,10 @@ def load_stage(stage: Stage, *, labels: dict[str, dict[str, str]] | None = None)
     digest = hashlib.sha256(scene.sha256.encode())
     for f in stage.files()[1:]:
         digest.update(file_sha256(f).encode())
-    return dataclasses.replace(
+    return compose_scene(replace(
         scene, vertices=vertices, rooms=tuple(rooms), face_object=face_object, object_names=object_names,
         object_room=object_room, face_instance=instance, sha256=digest.hexdigest(), _room_map=[],
-    )
+    ), stage)
 
 
 def _find_upwards(folder: Path, name: str, levels: int = 3) -> Path | None:
