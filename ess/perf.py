@@ -41,11 +41,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "10000 100000 1000000)")
     g.add_argument("--batch", type=positive_int, help="views per cast (render: 32; gpu-render: 1024 on CUDA, else 32)")
     g.add_argument("--repeats", type=positive_int, help="timed repeats (render: 3; gpu-render: 3 on CUDA, else 1)")
-    g.add_argument("--dense", action="store_true", help="render: subdivide the house to ~16x the triangles")
     g.add_argument("--views-per-scene", type=positive_int, default=10_000, help="pairs: views per house (default 10000)")
     g.add_argument("--brute-max", type=positive_int, default=10_000, help="pairs: largest N for the O(N^2) brute force")
     g.add_argument("--seed", type=non_negative_int, default=0, help="pairs: seed (default 0)")
-    g.add_argument("--triangles-min", type=positive_int, default=1_000_000, help="gpu-render: smallest scene (default 1M)")
+    g.add_argument("--triangles-min", type=non_negative_int,
+                   help="render / gpu-render: triangles of the scan-sized scene, at least (render: 500000, 0 = the small "
+                   "house only; gpu-render: 1000000)")
     g.add_argument("--chunk-rays", type=positive_int, help="gpu-render: rays per cast-and-shade step")
     g.add_argument("--work-dir", help="gpu-render: folder on the disk to measure (default: a temporary folder)")
 
@@ -55,9 +56,10 @@ def _table(args: argparse.Namespace) -> tuple[str, dict, str]:
     if args.table == "render":
         from benchmarks.perf import render
 
-        report = render.measure(views=args.views or 512, sizes=args.sizes or [128, 256], dense=args.dense,
+        triangles = 500_000 if args.triangles_min is None else args.triangles_min
+        report = render.measure(views=args.views or 512, sizes=args.sizes or [128, 256], triangles_min=triangles,
                                 batch=args.batch or 32, repeats=args.repeats or 3)
-        return ("cpu_render_dense" if args.dense else "cpu_render"), report, render.to_markdown(report)
+        return "cpu_render", report, render.to_markdown(report)
     if args.table == "pairs":
         from benchmarks.perf import pairs
 
@@ -75,7 +77,8 @@ def _table(args: argparse.Namespace) -> tuple[str, dict, str]:
     report = gpu_render.measure(
         views=args.views or (4096 if cuda else 64), sizes=args.sizes or ([128, 256] if cuda else [32]),
         repeats=args.repeats or (3 if cuda else 1), batch=args.batch or (1024 if cuda else 32),
-        triangles_min=args.triangles_min, out_dir=args.work_dir, chunk_rays=args.chunk_rays,
+        triangles_min=1_000_000 if args.triangles_min is None else args.triangles_min, out_dir=args.work_dir,
+        chunk_rays=args.chunk_rays,
     )
     return "gpu_render", report, gpu_render.to_markdown(report)
 

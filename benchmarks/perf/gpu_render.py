@@ -18,8 +18,8 @@ available device: CUDA (Mitsuba ``cuda_ad_rgb``, torch on the GPU) when there is
 4. **sequential write**: the same number of bytes as the shards, written to the same folder in 64 MiB
    blocks and fsync'ed (the reference of the to-disk target: steady-state shard bytes/s over this).
 
-The shard writer does not fsync, so (3) may finish in the page cache; the report also gives the write rate
-without fsync. Each figure is the best of ``repeats`` runs after a warm-up (Dr.Jit compiles its kernels on
+The shard writer fsyncs each shard before renaming it into place, as the reference does; the report also
+gives the write rate without fsync. Each figure is the best of ``repeats`` runs after a warm-up (Dr.Jit compiles its kernels on
 first use). The report checks its own invariants: every shard sample written, most pixels hit a surface,
 and the job's first view equal (up to float rounding) to the in-memory render of the same pose.
 
@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import math
 import os
 import shutil
 import tempfile
@@ -67,22 +66,9 @@ def _device() -> tuple[str, str, str]:
 
 
 def _scene(folder: Path, *, triangles_min: int, seed: int) -> tuple[Path, Path, int]:
-    """The house as GLB + sidecar twice: as generated (for navigation) and subdivided x4 per level until it
-    has >= ``triangles_min`` triangles (midpoint subdivision: the same surfaces). Returns both paths and the
-    number of levels."""
-    from benchmarks.perf.render import house_file
-    from envsim.scenes.load import load_scene
+    from benchmarks.perf.render import scan_sized_house
 
-    base = folder / "base"
-    base.mkdir()
-    plain = house_file(base, seed=seed, subdivide=0)
-    n = load_scene(plain).n_triangles
-    levels = max(0, math.ceil(math.log(max(triangles_min, 1) / n, 4))) if n < triangles_min else 0
-    if levels == 0:
-        return plain, plain, 0
-    dense = folder / "dense"
-    dense.mkdir()
-    return plain, house_file(dense, seed=seed, subdivide=levels), levels
+    return scan_sized_house(folder, triangles_min=triangles_min, seed=seed)
 
 
 def _poses(plain: Path, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

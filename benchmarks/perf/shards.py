@@ -9,15 +9,18 @@ hdf5plugin is installed) and each repeat:
 1. **write, ours**: ``ShardWriter`` in a ``with`` block, batches of ``batch`` samples (as the renderer
    writes them), atomic rename at the end;
 2. **write, reference**: plain h5py, one ``create_dataset(data=...)`` per array with the same chunks and
-   the same filter pipeline (checked on the files, not assumed); a second, diagnostic reference fills the
-   same datasets ``batch`` rows at a time (the writer's access pattern), which separates the cost of
-   writing in batches from the writer's own overhead;
+   the same filter pipeline (checked on the files, not assumed), then ``fsync`` of the file and its folder:
+   the durability the writer gives (:func:`envsim.provenance.durable_replace`), so both sides pay for the disk
+   alike (without it, whichever side runs after a ``fsync`` finds the dirty pages already written back and
+   the other pays the kernel's writeback throttling: the ratio would measure the order of the runs); a
+   second, diagnostic reference fills the same datasets ``batch`` rows at a time (the writer's access
+   pattern), which separates the cost of writing in batches from the writer's own overhead;
 3. **read, ours**: ``read_shard`` of our file;
 4. **read, reference**: plain h5py ``f[key][()]`` of every dataset of the same file.
 
 Throughput counts raw (uncompressed) bytes: MB/s = raw bytes / 1e6 / seconds, and samples/s. Files live in
-a temporary folder on the local disk and are read back from the page cache (no fsync, no cache drop), so
-the figures measure h5py, the filters and the writer's own overhead, not the disk. The suite checks that
+a temporary folder on the local disk, every write ends durable on it (fsync) and reads come back from the
+page cache (no cache drop). The suite checks that
 the bytes read back (through both readers, from both files) equal the bytes written.
 
 Usage: part of the suite, ``ess bench-perf --only shards``.
@@ -77,7 +80,8 @@ def write_ours(path: Path, arrays: dict[str, np.ndarray], layout, attrs: dict[st
 
 
 def write_reference(path: Path, arrays: dict[str, np.ndarray], filters: dict[str, Any]) -> None:
-    """Plain h5py: one ``create_dataset(data=...)`` per array, image datasets chunked one sample per chunk."""
+    """Plain h5py: one ``create_dataset(data=...)`` per array, image datasets chunked one sample per chunk; then
+    durable on disk (:func:`_sync`)."""
     import h5py
 
     with h5py.File(path, "w") as f:
@@ -86,6 +90,19 @@ def write_reference(path: Path, arrays: dict[str, np.ndarray], filters: dict[str
                 f.create_dataset(key, data=value, chunks=(1,) + value.shape[1:], **filters)
             else:
                 f.create_dataset(key, data=value)
+    _sync(path)
+
+
+def _sync(path: Path) -> None:
+    """``fsync`` a finished file and its folder: what the writer's rename into place costs besides the rename."""
+    import os
+
+    for target in (path, path.parent):
+        fd = os.open(target, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def write_reference_batched(path: Path, arrays: dict[str, np.ndarray], filters: dict[str, Any], *, batch: int) -> None:
@@ -104,6 +121,7 @@ def write_reference_batched(path: Path, arrays: dict[str, np.ndarray], filters: 
         for s in range(0, n, batch):
             for key, value in arrays.items():
                 datasets[key][s : s + batch] = value[s : s + batch]
+    _sync(path)
 
 
 def read_reference(path: Path) -> dict[str, np.ndarray]:
@@ -244,7 +262,8 @@ def measure(
         },
         "write_batch": batch,
         "repeats": repeats,
-        "page_cache": "files written without fsync and read back from the page cache",
+        "page_cache": "every write ends with fsync of the file and its folder (ours through its rename, the "
+        "references after closing); reads come back from the page cache",
         "target": "write and read >= 0.8 of plain h5py on the same arrays (DESIGN.md)",
         "machine": machine_info(),
         "results": rows,
@@ -380,7 +399,7 @@ def to_markdown(report: dict) -> str:
     title = (
         f"Shard I/O, {d['samples']:,} samples of {d['size']} RGB + {d['depth_dtype']} depth "
         f"({d['bytes_per_sample'] / 1e3:.0f} kB raw each, {d['distinct_views']} distinct rendered views), "
-        f"{m['cores']} cores ({m['cpu']}), best of {report['repeats']}, page cache:"
+        f"{m['cores']} cores ({m['cpu']}), best of {report['repeats']}, writes fsync'ed, reads from the page cache:"
     )
     header = (
         "| compression | size | write MB/s (samples/s) | plain h5py write MB/s, one call (ratio) "

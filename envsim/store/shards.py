@@ -109,6 +109,8 @@ class ShardWriter:
         self._io: _GuardedFile | None = None
         self._n = 0
         self._direct: dict[str, int] = {}  # LZF image datasets written as compressed chunks: LZF filter-mask bit
+        self._raw: set[str] = set()  # uncompressed image datasets written as raw chunks
+        self._small: dict[str, np.ndarray] = {}  # per-sample metadata, kept here and written once on close
         self._threads = 1
         try:
             self._io = _GuardedFile(self._tmp)
@@ -136,13 +138,16 @@ class ShardWriter:
         f.create_dataset("light", (n, 5), dtype="float32", **small)
         for key in ("scene", "trajectory", "step", "room"):
             f.create_dataset(key, (n,), dtype="int32", **small)
+        images = [key for key in ("rgb", "depth", "semantic") if key in f]
         if layout.compression is Compression.LZF:
             from envsim.store.lzf import default_threads
 
             self._threads = default_threads()  # here, not in write(): the caller's thread carries the limit
-            for key in ("rgb", "depth", "semantic"):
-                if key in f:
-                    self._direct[key] = _lzf_mask_bit(f[key])
+            for key in images:
+                self._direct[key] = _lzf_mask_bit(f[key])
+        elif layout.compression is Compression.NONE:
+            self._raw = set(images)
+        self._small = {key: np.zeros(d.shape, d.dtype) for key, d in f.items() if key not in images}
         f["depth"].attrs["units"] = "metres (z-depth along the optical axis, 0 = no surface)"
         f["pose"].attrs["convention"] = "camera-to-world, Y up, camera looks down -Z"
         f["rotation"].attrs["convention"] = "unit quaternion (w, x, y, z), camera-to-world"
@@ -169,6 +174,10 @@ class ShardWriter:
         for key, value in batch.items():
             if key in self._direct:
                 self._write_lzf(key, value, b)
+            elif key in self._raw:
+                self._write_raw(key, value, b)
+            elif key in self._small:
+                self._small[key][self._n : self._n + b] = value
             else:
                 self._f[key][self._n : self._n + b] = value
         self._n += b
@@ -192,14 +201,26 @@ class ShardWriter:
             # mask: what HDF5 does when h5py's (optional) LZF filter fails on it.
             write((self._n + i, *zeros), out[i, : sizes[i]], bit if raw[i] else 0)
 
+    def _write_raw(self, key: str, value, b: int) -> None:
+        """Store ``b`` samples of an uncompressed image dataset as they are, one chunk each (no HDF5 chunk cache)."""
+        dset = self._f[key]
+        value = _as_dataset_array(dset, value, b)
+        chunks = value.reshape(b, -1)
+        zeros = (0,) * (dset.ndim - 1)
+        write = dset.id.write_direct_chunk
+        for i in range(b):
+            write((self._n + i, *zeros), chunks[i], 0)
+
     def close(self) -> None:
-        """Finish the shard: check it is full, close and rename into place."""
+        """Finish the shard: check it is full, write the per-sample metadata, close and rename into place."""
         if self._f is None:
             return
         if self._n != self.layout.samples:
             self.abort()
             raise ValueError(f"shard {self.path.name} got {self._n} of {self.layout.samples} samples")
         try:
+            for key, value in self._small.items():
+                self._f[key][...] = value
             self._f.close()  # HDF5 flushes its caches here: a full disk often shows up only now
         except BaseException:
             self.abort()

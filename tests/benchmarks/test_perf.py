@@ -15,8 +15,9 @@ from ess.main import main as ess
 TINY = perf.SuiteConfig(
     render_views=8,
     render_sizes=(32,),
-    render_batch=8,
+    render_batch=4,  # two batches: the job has a steady state
     render_repeats=1,
+    render_triangles=20_000,  # one subdivision level of the ~6,000-triangle house: the headline path, cheaply
     pair_sizes=(300, 1200),
     pair_views_per_scene=600,
     pair_brute_max=1200,
@@ -48,6 +49,17 @@ def suite(tmp_path_factory):
     return out, report
 
 
+def test_render_headline_is_the_scan_sized_scene_then_the_small_house(suite):
+    _, report = suite
+    rows = report["sections"]["render"]["report"]["results"]
+    assert [r["scene"] for r in rows] == ["scan-sized", "small"]
+    assert rows[0]["triangles"] >= 20_000 > rows[1]["triangles"]
+    names = [f["figure"] for f in report["sections"]["render"]["figures"]]
+    assert names[0].startswith("CPU render in memory, scan-sized house") and len(names) == 6
+    steady = [f for f in report["sections"]["render"]["figures"] if "after the first batch" in f["figure"]]
+    assert len(steady) == 2 and all(f["value"] > 0 and f["target"] is None for f in steady)
+
+
 def test_every_section_ran_or_says_why(suite):
     _, report = suite
     assert list(report["sections"]) == list(perf.SECTIONS)
@@ -74,7 +86,7 @@ def test_every_figure_has_a_reference_and_a_ratio(suite):
         assert f["reference"] and f["setup"]
         assert (f["target"] is None) == (f["pass"] is None), f["figure"]
     names = " | ".join(f["figure"] for f in figs)
-    for expected in ("CPU render to shards, 32x32", "pair building, 300 views", "pair building scaling exponent",
+    for expected in ("CPU render to shards, scan-sized house", "pair building, 300 views", "pair building scaling exponent",
                      "covisibility kernel", "shard write (ShardWriter), lzf", "shard read (read_shard), lzf",
                      "loader, 0 workers", "vs trainer consumption", "MoCo-v2 step, CPU, ours"):
         assert expected in names
