@@ -178,6 +178,8 @@ class ShardWriter:
                 self._write_raw(key, value, b)
             elif key in self._small:
                 self._small[key][self._n : self._n + b] = value
+                if self._n == 0:  # file space taken where the first batch's write always took it
+                    self._f[key][...] = self._small[key]
             else:
                 self._f[key][self._n : self._n + b] = value
         self._n += b
