@@ -3,6 +3,7 @@ the JSON says, checked against transforms written here independently (scipy rota
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from pathlib import Path
@@ -388,3 +389,24 @@ def test_ess_render_of_a_composed_scene_with_object_semantics(tmp_path):
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     objects = manifest["inputs"][0]["stage"]["objects"]
     assert objects["objects"] == 2 and objects["categories"] == {"7": "chair", "9": "table"}
+
+
+@pytest.mark.parametrize(
+    "stage_attrs, family_folder, flat",
+    [({}, None, False), ({"requires_lighting": False}, None, True), ({"requires_lighting": True}, None, False),
+     ({"shader_type": "pbr"}, None, False), (None, "mp3d", True), (None, "gibson", True)],
+)
+def test_scans_are_unlit_unless_their_config_asks_for_light(tmp_path, stage_attrs, family_folder, flat):
+    """Habitat shows MP3D / Gibson / HM3D / Replica stages unlit; a dataset config's stage is lit unless it says
+    flat (``shader_type``, ``force_flat_shading`` or the legacy ``requires_lighting: false``)."""
+    from envsim.scenes.habitat import discover_folder
+
+    if family_folder is None:
+        stage, scene = _load(_dataset(tmp_path, [], objects={}, stage=stage_attrs))
+    else:
+        scan = tmp_path / family_folder / "SCAN01" / "SCAN01.glb"
+        scan.parent.mkdir(parents=True)
+        trimesh.creation.box((4.0, 3.0, 4.0)).export(str(scan))
+        (stage,) = discover_folder(tmp_path / family_folder)  # a bare .glb: Gibson's layout
+        scene = load_stage(dataclasses.replace(stage, family=family_folder))
+    assert {m.unlit for m in scene.materials} == {flat}

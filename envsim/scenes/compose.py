@@ -69,6 +69,10 @@ from envsim.scenes.scene import MAX_INDEX, Scene, SceneError, UpAxis
 
 log = logging.getLogger(__name__)
 
+UNLIT_FAMILIES = ("mp3d", "hm3d", "gibson", "replica")
+"""Scan families whose stages Habitat shows unlit when their config names no shader (textures and vertex colours
+carry the captured lighting)."""
+
 OBJECT_SUFFIX = ".object_config.json"
 AO_SUFFIX = ".ao_config.json"
 ORIGINS = ("asset_local", "com")
@@ -545,7 +549,8 @@ def compose_scene(scene: Scene, stage: Stage) -> Scene:
 
     Args:
         scene: the stage as :func:`envsim.scenes.habitat.load_stage` loaded it.
-        stage: its record; ``stage.shader_type`` "flat" marks the stage's materials unlit.
+        stage: its record; its materials are unlit when ``stage.shader_type`` is "flat", or unset on a scan
+            (MP3D, HM3D, Gibson, Replica: Habitat shows scans unlit, :data:`UNLIT_FAMILIES`).
 
     Returns:
         The scene with one more object per composed object (``object_names``, ``object_room``), its faces
@@ -554,7 +559,7 @@ def compose_scene(scene: Scene, stage: Stage) -> Scene:
     Raises:
         SceneError: the composed scene has more vertices than int32 faces can index.
     """
-    if stage.shader_type == "flat":
+    if stage.shader_type == "flat" or (not stage.shader_type and stage.family in UNLIT_FAMILIES):
         scene = replace(scene, materials=tuple(replace(m, unlit=True) for m in scene.materials))
     comp = stage.composition
     if comp is None:

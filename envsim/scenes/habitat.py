@@ -202,15 +202,16 @@ def _apply_attributes(stage: Stage, attrs: dict[str, Any], base: Path, where: st
             changes[key] = vec3(attrs[key], key, where)
     if "scale" in attrs:
         changes["scale"] = vec3(attrs["scale"], "scale", where)
-    if "shader_type" in attrs or "force_flat_shading" in attrs:
+    if {"shader_type", "force_flat_shading", "requires_lighting"} & set(attrs):
         changes["shader_type"] = shader_type_of(attrs, stage.shader_type)
     return replace(stage, **changes)
 
 
 def shader_type_of(attrs: dict[str, Any], default: str = "") -> str:
     """Habitat's shader of a stage or object config or instance: ``shader_type`` ("material", "flat", "phong",
-    "pbr") in lower case, "flat" for ``"force_flat_shading": true``, ``default`` when neither says."""
-    if attrs.get("force_flat_shading") is True:
+    "pbr") in lower case, "flat" for ``"force_flat_shading": true`` or the legacy ``"requires_lighting": false``,
+    ``default`` when none says."""
+    if attrs.get("force_flat_shading") is True or attrs.get("requires_lighting") is False:
         return "flat"
     value = attrs.get("shader_type")
     value = value.strip().lower() if isinstance(value, str) else ""
