@@ -28,7 +28,7 @@ def test_render_inspect_preview(tmp_path, capsys):
     assert main(["inspect", str(out)]) == 0
     text = capsys.readouterr().out
     assert "12 views in 3 shard(s), complete" in text and "views per room" in text and "house-0001" in text
-    assert "resolution 16x12" in text and "K: fx=8.000" in text
+    assert "resolution 16x12" in text and "K: fx=8.000" in text and "shading auto" in text
     assert main(["inspect", str(out / "shard-00000.h5"), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["samples"] == 5
     assert main(["inspect", str(out / "scenes" / "house-0000.glb")]) == 0

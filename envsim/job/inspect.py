@@ -45,6 +45,7 @@ def summarise_dataset(folder: Path) -> dict[str, Any]:
         "width": manifest["width"],
         "height": manifest["height"],
         "hfov_deg": cfg["render"]["hfov_deg"],
+        "shading": cfg["render"].get("shading", "lit"),  # datasets written before shading was a setting: lit
         "K": manifest["K"],
         "depth_dtype": cfg["depth_dtype"],
         "compression": cfg["compression"],
@@ -186,7 +187,7 @@ def format_summary(s: dict[str, Any]) -> str:
     if "planned_views" in s:
         state = "complete" if s["complete"] else f"INCOMPLETE ({s['views']} of {s['planned_views']} views)"
         add(f"  {s['views']} views in {s['shards']} shard(s), {state}")
-        add(f"  resolution {s['width']}x{s['height']}, hfov {s['hfov_deg']} deg, depth {s['depth_dtype']}, compression {s['compression']}")
+        add(f"  resolution {s['width']}x{s['height']}, hfov {s['hfov_deg']} deg, depth {s['depth_dtype']}, compression {s['compression']}, shading {s['shading']}")
         k = s["K"]
         add(f"  K: fx={k[0][0]:.3f} fy={k[1][1]:.3f} cx={k[0][2]:.3f} cy={k[1][2]:.3f}")
         add(f"  disk: {_size(s['disk_bytes'])} ({_size(s['shard_bytes'])} in shards)")
