@@ -100,18 +100,14 @@ class RenderConfig:
     shading: Shading = Shading.AUTO
 
     def __post_init__(self) -> None:
-        if not isinstance(self.shading, Shading):
-            try:
-                object.__setattr__(self, "shading", Shading(self.shading))
-            except ValueError:
-                choices = ", ".join(m.value for m in Shading)
-                raise ValueError(f"unknown shading {self.shading!r}; choose one of {choices}") from None
-        if not isinstance(self.backend, Backend):
-            try:
-                object.__setattr__(self, "backend", Backend(self.backend))
-            except ValueError:
-                choices = ", ".join(b.value for b in Backend)
-                raise ValueError(f"unknown render backend {self.backend!r}; choose one of {choices}") from None
+        for name, kind, what in (("shading", Shading, "shading"), ("backend", Backend, "render backend")):
+            value = getattr(self, name)
+            if not isinstance(value, kind):
+                try:
+                    object.__setattr__(self, name, kind(value))
+                except ValueError:
+                    choices = ", ".join(m.value for m in kind)
+                    raise ValueError(f"unknown {what} {value!r}; choose one of {choices}") from None
         if self.width < 1 or self.height < 1:
             raise ValueError(f"image size must be positive, got {self.width}x{self.height}")
         if self.width * self.height > 8192 * 8192:
