@@ -19,7 +19,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ess.args import UserError, non_negative_int
+from ess.args import UserError, non_negative_int, positive_int
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -36,6 +36,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "--method` name, e.g. byol sarl)")
     p.add_argument("--seed", type=non_negative_int, default=0, help="dataset seed (default 0)")
     p.add_argument("--device", default="auto", help="training/evaluation device (default auto)")
+    p.add_argument("--render-backend", choices=["open3d", "mitsuba", "auto"],
+                   help="ess render --backend for the dataset (default: render's own, open3d; mitsuba renders on a "
+                   "CUDA GPU and needs no Open3D)")
+    p.add_argument("--render-batch", type=positive_int, help="ess render --batch (views per cast; e.g. 1024 on a GPU)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--results", metavar="DIR",
                    help="at the end, copy the comparison, demo.json and every run's bench report into DIR "
@@ -52,7 +56,10 @@ def run(args: argparse.Namespace) -> int:
     overrides = {k: getattr(args, k) for k in keys if getattr(args, k) is not None}
     try:
         cfg = dataclasses.replace(FULL if args.full else QUICK, **overrides)
-        steps = plan_steps(cfg, out=args.out, seed=args.seed, device=args.device, progress=not args.no_progress)
+        render = (("--backend", args.render_backend) if args.render_backend else ()) + (
+            ("--batch", str(args.render_batch)) if args.render_batch else ())
+        steps = plan_steps(cfg, out=args.out, seed=args.seed, device=args.device, progress=not args.no_progress,
+                           render=render)
     except (TypeError, ValueError) as exc:
         raise UserError(str(exc)) from exc
     _check_train_arguments(steps)

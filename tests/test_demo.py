@@ -61,6 +61,14 @@ def test_plan_trains_and_benches_the_listed_methods(tmp_path):
             DemoConfig(methods=bad)
 
 
+def test_render_options_reach_ess_render(tmp_path):
+    steps = plan_steps(DemoConfig(houses=2), out=tmp_path, render=("--backend", "mitsuba", "--batch", "1024"))
+    render = steps[0].argv
+    assert render[0] == "render" and render[render.index("--backend") + 1] == "mitsuba"
+    assert render[render.index("--batch") + 1] == "1024"
+    assert "--backend" not in plan_steps(DemoConfig(houses=2), out=tmp_path)[0].argv
+
+
 def test_demo_refuses_a_method_through_ess_train(tmp_path, capsys):
     out = tmp_path / "demo"
     assert main(["demo", "--out", str(out), "--houses", "2", "--methods", "moco", "no-such-method", "--no-progress"]) == 2

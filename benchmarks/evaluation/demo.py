@@ -91,8 +91,12 @@ class Step:
     done: bool
 
 
-def plan_steps(cfg: DemoConfig, *, out: str | Path, seed: int = 0, device: str = "auto", progress: bool = True) -> list[Step]:
+def plan_steps(cfg: DemoConfig, *, out: str | Path, seed: int = 0, device: str = "auto", progress: bool = True,
+               render: tuple[str, ...] = ()) -> list[Step]:
     """The demo's commands in order, each marked done when its output is already on disk.
+
+    ``render`` holds extra ``ess render`` options (e.g. ``--backend mitsuba --batch 1024`` on a GPU machine
+    without Open3D).
 
     Raises:
         ValueError: fewer than 2 houses (one is held out as an unfamiliar scene).
@@ -105,7 +109,7 @@ def plan_steps(cfg: DemoConfig, *, out: str | Path, seed: int = 0, device: str =
     steps = [
         Step("render", ("render", f"procedural:{cfg.houses}", "--out", str(data), "--views", str(cfg.views),
                         "--size", f"{cfg.size}x{cfg.size}", "--seed", str(seed), "--pitch-jitter", "3",
-                        "--views-per-trajectory", str(cfg.views_per_trajectory), *quiet), done=False),  # resumes itself
+                        "--views-per-trajectory", str(cfg.views_per_trajectory), *render, *quiet), done=False),  # resumes
         Step("pair", ("pair", str(data), *quiet), done=(data / "pairs.h5").is_file()),
     ]
     mild = ("--crop-min-scale", "0.6", "--jitter-strength", "0.5", "--no-blur", "--bn-splits", "2") if cfg.mild_augment else ()
