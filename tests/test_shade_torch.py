@@ -357,7 +357,9 @@ def test_cli_backend_option(tmp_path):
     assert main(base + ["--backend", "mitsuba", "--out", str(tmp_path / "mi")]) == 0
     with h5py.File(tmp_path / "o3d" / "shard-00000.h5") as a, h5py.File(tmp_path / "mi" / "shard-00000.h5") as b:
         assert '"backend": "mitsuba"' in b.attrs["config"] and '"backend": "open3d"' in a.attrs["config"]
-        for key in ("pose", "room", "light"):
+        # each backend casts its own navigable grid: floor heights (so camera poses) may be one float32 ulp apart
+        np.testing.assert_allclose(a["pose"][()], b["pose"][()], rtol=0, atol=1e-6)
+        for key in ("room", "light"):
             np.testing.assert_array_equal(a[key][()], b[key][()])
         near = np.abs(a["rgb"][()].astype(np.int16) - b["rgb"][()].astype(np.int16)).max(axis=-1) <= 2
         assert near.mean() >= 0.99

@@ -72,10 +72,16 @@ def _scene(folder: Path, *, triangles_min: int, seed: int) -> tuple[Path, Path, 
 
 
 def _poses(plain: Path, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    from benchmarks.perf.render import walk_poses as walk
+    """The CPU render benchmark's random walk, on a navigable grid cast by Mitsuba (the GPU has no Open3D)."""
+    from envsim.nav.build import build_navgrid
+    from envsim.nav.trajectory import TrajectoryConfig, sample_trajectories
+    from envsim.render.raycast import MitsubaRayCaster
     from envsim.scenes.load import load_scene
 
-    return walk(load_scene(plain), n, seed)
+    scene = load_scene(plain)
+    nav = build_navgrid(scene.vertices, scene.faces, caster=MitsubaRayCaster(scene.vertices, scene.faces))
+    traj = sample_trajectories(nav, config=TrajectoryConfig(views=n), rng=np.random.default_rng(seed))
+    return traj.position, traj.rotation
 
 
 

@@ -18,6 +18,7 @@ from envsim.nav.build import build_navgrid
 from envsim.nav.grid import NavGrid
 from envsim.nav.trajectory import sample_trajectories
 from envsim.provenance import derive_rng, file_sha256
+from envsim.render.raycast import make_ray_caster
 from envsim.render.renderer import Renderer, SemanticMode
 from envsim.scenes.habitat import load_stage
 from envsim.scenes.load import load_scene
@@ -163,6 +164,8 @@ def scene_views(index, src, config, poses, current, out) -> SceneViews:
     current.clear()
     scene = load_stage(src.stage) if src.stage is not None else load_scene(src.path, up=src.up, name=src.name)
     log.info("scene %s: %d triangles, %d rooms", scene.name, scene.n_triangles, len(scene.rooms))
+    # One BVH for navigation and rendering: with --backend mitsuba the floors are cast without Open3D.
+    caster = make_ray_caster(config.render.backend.value, scene.vertices, scene.faces)
     if poses is not None:
         position, rotation = poses.position, poses.rotation
         trajectory = np.zeros(len(position), np.int32)
@@ -176,7 +179,7 @@ def scene_views(index, src, config, poses, current, out) -> SceneViews:
                 navmesh = read_navmesh(src.stage.navmesh)
                 nav = navmesh_to_grid(navmesh, cell_size=config.navigation.cell_size)
             else:
-                nav = build_navgrid(scene.vertices, scene.faces, config=config.navigation)
+                nav = build_navgrid(scene.vertices, scene.faces, config=config.navigation, caster=caster)
         except ValueError as exc:
             raise DatasetError(f"scene {scene.name}: {exc}") from exc
         nav_dir = out / "nav"
@@ -194,7 +197,7 @@ def scene_views(index, src, config, poses, current, out) -> SceneViews:
         trajectory, step = np.repeat(trajectory, k), np.repeat(step, k)
     light_seed = derive_rng(config.seed, "light", scene.name).integers(0, 2**62, size=len(position))
     views = SceneViews(
-        index=index, scene=scene, renderer=Renderer(scene, config.render),
+        index=index, scene=scene, renderer=Renderer(scene, config.render, caster),
         position=np.asarray(position, np.float64), rotation=np.asarray(rotation, np.float64),
         trajectory=trajectory, step=step, light_seed=light_seed,
     )

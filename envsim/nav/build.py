@@ -5,13 +5,13 @@ world frame. A cell is *walkable* when an agent (a vertical cylinder of ``agent_
 ``agent_height``, Habitat-Sim's defaults) can stand on its floor:
 
 1. **Floors.** A vertical ray is cast down through every cell centre from above the scene and *all* its hits
-   are listed (Open3D ``RaycastingScene.list_intersections``), so ceilings and roofs do not hide the floors
-   below them. A hit is a candidate floor when its triangle's normal lies within ``max_slope_deg`` of +Y, as
-   Recast/Habitat take it, so the top of a ceiling or roof (facing down, into the room) is never walked on.
-   Scans stored with inverted winding keep their floors: where a down-facing surface has an up-facing one at
-   least ``agent_height`` above it (an inverted floor under an inverted ceiling) more often than the
-   reverse, the scene is read inside out and down-facing surfaces are the candidates. A candidate is
-   walkable when the next surface above it (the previous hit along the downward ray) is at least
+   are listed (Open3D ``RaycastingScene.list_intersections``, or any :class:`NavCaster`), so ceilings and
+   roofs do not hide the floors below them. A hit is a candidate floor when its triangle's normal lies within
+   ``max_slope_deg`` of +Y, as Recast/Habitat take it, so the top of a ceiling or roof (facing down, into the
+   room) is never walked on. Scans stored with inverted winding keep their floors: where a down-facing surface
+   has an up-facing one at least ``agent_height`` above it (an inverted floor under an inverted ceiling) more
+   often than the reverse, the scene is read inside out and down-facing surfaces are the candidates. A
+   candidate is walkable when the next surface above it (the previous hit along the downward ray) is at least
    ``agent_height`` higher. Each cell keeps its *lowest* walkable candidate.
 2. **Walls.** Vertical surfaces are invisible to vertical rays (single-sheet walls of scanned meshes most of
    all), so short horizontal rays join the centres of neighbouring cells at several heights between
@@ -40,7 +40,8 @@ import dataclasses
 import logging
 import math
 import time
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, Protocol
 
 import numpy as np
 from scipy import ndimage
@@ -60,13 +61,53 @@ _PROBE_SPACING = 0.25
 """Largest vertical spacing in metres between the horizontal wall probes."""
 
 
-def build_navgrid(vertices: np.ndarray, faces: np.ndarray, *, config: NavConfig = NavConfig()) -> NavGrid:
+class NavCaster(Protocol):
+    """What navigation casts through: the two calls of Open3D's ``RaycastingScene`` it needs, on numpy arrays.
+
+    :class:`~envsim.render.raycast.Open3DRayCaster` and :class:`~envsim.render.raycast.MitsubaRayCaster` are
+    NavCasters (the render layer's, passed in by the job); without one, :func:`build_navgrid` uses Open3D.
+    """
+
+    def cast(self, rays: np.ndarray) -> Any:
+        """First hits of float32 (N, 6) rays; ``.t`` is float32 (N,) in units of the direction's length, inf
+        on a miss."""
+        ...
+
+    def list_intersections(self, rays: np.ndarray) -> dict[str, np.ndarray]:
+        """Every hit of float32 (N, 6) rays: ``ray_ids``, ``t_hit`` and ``primitive_ids`` (H,), any order."""
+        ...
+
+
+class _Open3DScene:
+    """The default :class:`NavCaster`: the mesh in Open3D's ``RaycastingScene``."""
+
+    def __init__(self, vertices: np.ndarray, faces: np.ndarray):
+        import open3d as o3d
+
+        self._o3c = o3d.core
+        self._scene = o3d.t.geometry.RaycastingScene()
+        self._scene.add_triangles(o3d.core.Tensor(vertices.astype(np.float32)),
+                                  o3d.core.Tensor(np.ascontiguousarray(faces, dtype=np.uint32)))
+
+    def cast(self, rays: np.ndarray) -> Any:
+        return SimpleNamespace(t=self._scene.cast_rays(self._o3c.Tensor(rays))["t_hit"].numpy())
+
+    def list_intersections(self, rays: np.ndarray) -> dict[str, np.ndarray]:
+        return {k: v.numpy() for k, v in self._scene.list_intersections(self._o3c.Tensor(rays)).items()}
+
+
+def build_navgrid(
+    vertices: np.ndarray, faces: np.ndarray, *, config: NavConfig = NavConfig(), caster: NavCaster | None = None
+) -> NavGrid:
     """The navigable space of a triangle mesh (see the module docstring for the method).
 
     Args:
         vertices: (V, 3) float world positions in metres, Y up.
         faces: (F, 3) int vertex indices.
         config: agent and grid settings.
+        caster: casts the rays over this same mesh (:class:`NavCaster`, e.g. a renderer's
+            :class:`~envsim.render.raycast.MitsubaRayCaster`, so that the GPU path needs no Open3D); None
+            builds Open3D's ``RaycastingScene`` of the mesh.
 
     Returns:
         The grid over the mesh's (x, z) bounding box.
@@ -75,17 +116,12 @@ def build_navgrid(vertices: np.ndarray, faces: np.ndarray, *, config: NavConfig 
         ValueError: on malformed input, a grid over :data:`~envsim.nav.grid.MAX_CELLS` cells, or a scene
             without navigable area.
     """
-    import open3d as o3d
-
     t0 = time.perf_counter()
     vertices, faces = _checked_mesh(vertices, faces)
     cell = config.cell_size
     lo, hi = vertices.min(axis=0), vertices.max(axis=0)
     origin, (nz, nx) = _grid_frame(lo, hi, cell)
-
-    scene = o3d.t.geometry.RaycastingScene()
-    v32 = vertices.astype(np.float32)
-    scene.add_triangles(o3d.core.Tensor(v32), o3d.core.Tensor(np.ascontiguousarray(faces, dtype=np.uint32)))
+    scene = caster if caster is not None else _Open3DScene(vertices, faces)
 
     # 1. Floors: all hits of one downward ray per cell.
     height = _floor_heights(scene, vertices, faces, origin=origin, shape=(nz, nx), top=hi[1] + 1.0, config=config)
@@ -173,7 +209,7 @@ def _facing(vertices: np.ndarray, faces: np.ndarray, prim: np.ndarray, max_slope
 
 
 def _floor_heights(
-    scene: Any,
+    scene: NavCaster,
     vertices: np.ndarray,
     faces: np.ndarray,
     *,
@@ -185,15 +221,13 @@ def _floor_heights(
     """Lowest standable floor under each cell: float64 (nz, nx) y in metres, nan where there is none.
 
     Args:
-        scene: the mesh as an Open3D ``RaycastingScene``.
+        scene: casts rays over the mesh (:class:`NavCaster`).
         vertices, faces: the mesh, float64 (V, 3) metres and (F, 3) indices.
         origin: (x, z) centre of cell (0, 0) in metres.
         shape: grid shape (nz, nx).
         top: y in metres above the scene the downward rays start at.
         config: the agent (``max_slope_deg``, ``agent_height``) and ``cell_size``.
     """
-    import open3d as o3d
-
     nz, nx = shape
     cell = config.cell_size
     rows, cols = np.mgrid[0:nz, 0:nx]
@@ -202,10 +236,10 @@ def _floor_heights(
     rays[:, 1] = top
     rays[:, 2] = origin[1] + (rows.ravel() + _RAY_OFFSET[1]) * cell
     rays[:, 4] = -1.0
-    hits = scene.list_intersections(o3d.core.Tensor(rays))
-    ray_id = hits["ray_ids"].numpy().astype(np.int64)
-    t_hit = hits["t_hit"].numpy().astype(np.float64)
-    prim = hits["primitive_ids"].numpy().astype(np.int64)
+    hits = scene.list_intersections(rays)
+    ray_id = np.asarray(hits["ray_ids"]).astype(np.int64)
+    t_hit = np.asarray(hits["t_hit"]).astype(np.float64)
+    prim = np.asarray(hits["primitive_ids"]).astype(np.int64)
     order = np.lexsort((t_hit, ray_id))  # by ray, then top to bottom
     ray_id, t_hit, prim = ray_id[order], t_hit[order], prim[order]
     facing = _facing(vertices, faces, prim, config.max_slope_deg)  # per hit
@@ -262,12 +296,12 @@ def _standable_surfaces(
 
 
 def _boundaries(
-    scene: Any, floor: np.ndarray, height: np.ndarray, *, origin: np.ndarray, config: NavConfig
+    scene: NavCaster, floor: np.ndarray, height: np.ndarray, *, origin: np.ndarray, config: NavConfig
 ) -> np.ndarray:
     """Cells next to a ledge or a wall: bool (nz, nx).
 
     Args:
-        scene: the mesh as an Open3D ``RaycastingScene``.
+        scene: casts rays over the mesh (:class:`NavCaster`).
         floor: bool (nz, nx) cells with a floor.
         height: float64 (nz, nx) floor y in metres, nan without floor.
         origin: (x, z) centre of cell (0, 0) in metres.
@@ -299,14 +333,12 @@ def _boundaries(
 
 
 def _walls_between(
-    scene: Any, src: np.ndarray, dst: np.ndarray, height: np.ndarray, *, origin: np.ndarray, config: NavConfig
+    scene: NavCaster, src: np.ndarray, dst: np.ndarray, height: np.ndarray, *, origin: np.ndarray, config: NavConfig
 ) -> np.ndarray:
     """Whether horizontal probes between neighbouring cells (E, 2) ``src`` and ``dst`` hit a wall: bool (E,).
 
     The probes run at several heights between ``max_climb`` and ``agent_height`` above the higher floor.
     """
-    import open3d as o3d
-
     cell = config.cell_size
     n_levels = max(2, math.ceil((config.agent_height - config.max_climb) / _PROBE_SPACING) + 1)
     margin = min(0.01, (config.agent_height - config.max_climb) / 4)
@@ -320,7 +352,7 @@ def _walls_between(
     probes[..., 3] = (dst[:, 1] - src[:, 1]) * cell
     probes[..., 4] = 0.0
     probes[..., 5] = (dst[:, 0] - src[:, 0]) * cell
-    t_probe = scene.cast_rays(o3d.core.Tensor(probes.reshape(-1, 6)))["t_hit"].numpy().reshape(levels.size, e)
+    t_probe = np.asarray(scene.cast(probes.reshape(-1, 6)).t).reshape(levels.size, e)
     return np.any(t_probe <= 1.0, axis=0)
 
 
@@ -339,4 +371,4 @@ def _clearance(floor: np.ndarray, boundary: np.ndarray, *, cell: float, radius: 
     return walkable
 
 
-__all__ = ["NavConfig", "build_navgrid"]
+__all__ = ["NavCaster", "NavConfig", "build_navgrid"]

@@ -183,6 +183,60 @@ _NO_LLVM = (
 )
 
 
+LIST_MAX_HITS = 64
+"""Most hits :meth:`MitsubaRayCaster.list_intersections` lists per ray by default."""
+
+
+def list_step(point: np.ndarray) -> np.ndarray:
+    """How far past a hit at ``point`` (float (K, 3), metres) the next cast of a listed ray starts: metres (K,).
+
+    10 um plus 4 float32 ulps of the largest coordinate (2 um at 4 m, 16 um at 32 m): far enough that a
+    float32 origin lies past the surface, well below the 0.1 mm within which navigation merges hits into one
+    surface.
+    """
+    return 1e-5 + 4.8e-7 * np.max(np.abs(point), axis=1, initial=0.0)
+
+
+def duplicate_faces(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Triangles on the same three vertex positions (in any order: both sides of a double-sided face).
+
+    Args:
+        vertices: float32 (V, 3).
+        faces: int (F, 3).
+
+    Returns:
+        ``(group, starts, members)``: int64 (F,) group of each face, -1 for a face without duplicate; the
+        faces of group g are ``members[starts[g]:starts[g + 1]]`` (int64 (G + 1,) and (M,)).
+    """
+    tri = np.ascontiguousarray(vertices[faces], dtype=np.float32) + np.float32(0)  # (F, 3, 3); -0.0 -> 0.0
+    corners = tri.view(np.dtype((np.void, 12))).reshape(len(faces), 3)  # (F, 3) one opaque key per corner
+    key = np.ascontiguousarray(np.sort(corners, axis=1)).view(np.dtype((np.void, 36))).ravel()  # (F,)
+    _, inverse, counts = np.unique(key, return_inverse=True, return_counts=True)
+    inverse = inverse.ravel()
+    dup = np.flatnonzero(counts[inverse] > 1)  # faces with a duplicate
+    _, group = np.unique(inverse[dup], return_inverse=True)
+    out = np.full(len(faces), -1, np.int64)
+    out[dup] = group.ravel()
+    members = dup[np.argsort(out[dup], kind="stable")]
+    starts = np.concatenate([[0], np.cumsum(np.bincount(out[dup]))]).astype(np.int64)
+    return out, starts, members.astype(np.int64)
+
+
+def barycentric(tri: np.ndarray, point: np.ndarray) -> np.ndarray:
+    """(u, v) of points (K, 3) in their triangles (K, 3, 3): point = (1-u-v) a + u b + v c, float (K, 2)."""
+    e1, e2, w = tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0], point - tri[:, 0]
+    d11, d12, d22 = (e1 * e1).sum(1), (e1 * e2).sum(1), (e2 * e2).sum(1)
+    w1, w2 = (w * e1).sum(1), (w * e2).sum(1)
+    den = d11 * d22 - d12 * d12
+    den = np.where(den == 0, 1.0, den)
+    return np.stack([(d22 * w1 - d12 * w2) / den, (d11 * w2 - d12 * w1) / den], axis=1)
+
+
+def _rays_from(origin: np.ndarray, direction: np.ndarray) -> np.ndarray:
+    """float32 (K, 6) rays from float (K, 3) origins and directions."""
+    return np.concatenate([origin, direction], axis=1).astype(np.float32)
+
+
 @contextlib.contextmanager
 def _variant_scope(mi, variant: str):
     """Mitsuba's ``scoped_set_variant``, which cannot restore "no variant set" (Mitsuba 3.9): then keep ours."""
@@ -245,6 +299,8 @@ class MitsubaRayCaster:
         length = np.linalg.norm(n, axis=1, keepdims=True)
         n = np.divide(n, length, out=np.zeros_like(n), where=length > 0).astype(np.float32)
         self._face_normal = self._m.Float(n.ravel())
+        self._mesh = (v, f)
+        self._twins = None  # duplicate_faces(v, f), made on the first list_intersections
 
     def cast(self, rays: np.ndarray) -> RayHits:
         """Cast float32 (N, 6) rays: origin (3) and direction (3, any non-zero length)."""
@@ -269,6 +325,86 @@ class MitsubaRayCaster:
             bary=np.ascontiguousarray(np.asarray(bary, dtype=np.float32).T),
             normal=np.ascontiguousarray(np.asarray(normal, dtype=np.float32).T),
         )
+
+    def list_intersections(self, rays: np.ndarray, *, max_hits: int = LIST_MAX_HITS) -> dict[str, np.ndarray]:
+        """All hits along each ray, as Open3D's ``RaycastingScene.list_intersections`` lists them.
+
+        Mitsuba finds first hits only, so each ray is cast again from just past its last hit (by
+        :func:`list_step` metres) until it misses or has ``max_hits`` hits. A first-hit cast sees one of
+        several coincident triangles, which Open3D lists all: so the duplicates of a hit triangle (the same
+        three vertices in any order, e.g. both sides of a double-sided floor) are listed with it, and after
+        each hit a short ray is cast back from the next start towards it, listing a different triangle it
+        meets (another coplanar face there). Other coincident triangles (a shared edge's second triangle, a
+        third overlapping face) are not listed.
+
+        Args:
+            rays: float32 (N, 6) origin (3) and direction (3, any non-zero length).
+            max_hits: most forward casts per ray.
+
+        Returns:
+            numpy arrays as Open3D names them, sorted by ray then distance: ``ray_ids`` uint32 (H,),
+            ``t_hit`` float32 (H,) in units of the direction's length, ``primitive_ids`` and
+            ``geometry_ids`` (all 0) uint32 (H,), ``primitive_uvs`` float32 (H, 2) and ``ray_splits``
+            uint32 (N + 1,): the hits of ray i are [ray_splits[i], ray_splits[i + 1]).
+        """
+        rays = np.asarray(rays, dtype=np.float32).reshape(-1, 6)
+        origin = rays[:, :3].astype(np.float64)  # (N, 3)
+        d = rays[:, 3:].astype(np.float64)  # (N, 3)
+        length = np.linalg.norm(d, axis=1)  # (N,)
+        start = np.zeros(len(rays))  # (N,) where each ray's next cast starts, in units of |d|
+        active = np.arange(len(rays))
+        found = [(np.zeros(0, np.int64), np.zeros(0), np.zeros(0, np.uint32), np.zeros((0, 2), np.float32))]
+        for _ in range(max_hits):
+            if active.size == 0:
+                break
+            sub = _rays_from(origin[active] + start[active, None] * d[active], d[active])  # (A, 6) float32
+            # where the float32 origins really lie along each ray, in units of |d| (0 on the first cast)
+            start[active] = np.einsum("ij,ij->i", sub[:, :3] - origin[active], d[active]) / length[active] ** 2
+            hits = self.cast(sub)
+            hit = hits.triangle != MISS
+            active = active[hit]
+            t = start[active] + hits.t[hit].astype(np.float64)  # (K,) from the original origin
+            found.append((active, t, hits.triangle[hit], hits.bary[hit]))
+            point = origin[active] + t[:, None] * d[active]  # (K, 3)
+            start[active] = t + list_step(point) / length[active]
+            found.append(self._cast_back(active, origin[active] + start[active, None] * d[active], d[active],
+                                         start[active], t, hits.triangle[hit]))
+        ray_ids, t_hit, prim, uv = self._with_duplicates(*(np.concatenate(x) for x in zip(*found)), origin, d)
+        order = np.lexsort((t_hit, ray_ids))
+        return {
+            "ray_ids": ray_ids[order].astype(np.uint32),
+            "t_hit": t_hit[order].astype(np.float32),
+            "primitive_ids": prim[order].astype(np.uint32),
+            "geometry_ids": np.zeros(order.size, np.uint32),
+            "primitive_uvs": np.ascontiguousarray(uv[order], dtype=np.float32),
+            "ray_splits": np.searchsorted(ray_ids[order], np.arange(len(rays) + 1)).astype(np.uint32),
+        }
+
+    def _with_duplicates(self, ray_ids, t, prim, uv, origin, d) -> tuple[np.ndarray, ...]:
+        """The hits (H,) plus hits on the duplicates of their triangles, each (ray, triangle) once."""
+        if self._twins is None:
+            self._twins = duplicate_faces(*self._mesh)
+        group, starts, members = self._twins
+        g = group[prim]  # (H,) -1: no duplicate
+        has = np.flatnonzero(g >= 0)
+        count = starts[g[has] + 1] - starts[g[has]]  # (K,) triangles in each hit's group
+        src = np.repeat(has, count)  # (M,) the hit each added row copies
+        first = np.repeat(np.cumsum(count) - count, count)
+        twin = members[np.repeat(starts[g[has]], count) + np.arange(src.size) - first]  # (M,)
+        v, f = self._mesh
+        point = origin[ray_ids[src]] + t[src, None] * d[ray_ids[src]]  # (M, 3)
+        ray_ids, t = np.concatenate([ray_ids, ray_ids[src]]), np.concatenate([t, t[src]])
+        prim = np.concatenate([prim.astype(np.int64), twin])
+        uv = np.concatenate([uv, barycentric(v[f[twin]].astype(np.float64), point).astype(np.float32)])
+        _, keep = np.unique(ray_ids * (len(f) + 1) + prim, return_index=True)  # a plane meets a ray once
+        return ray_ids[keep], t[keep], prim[keep], uv[keep]
+
+    def _cast_back(self, ray_ids, point, d, start, t, triangle) -> tuple[np.ndarray, ...]:
+        """Hits of rays cast back from ``point`` (K, 3) (at ``start`` (K,), in units of |d|) along -``d`` up to
+        the forward hit at ``t`` (K,) on ``triangle`` (K,), on another triangle: (ray, t, triangle, bary)."""
+        hits = self.cast(_rays_from(point, -d))
+        other = (hits.triangle != MISS) & (hits.triangle != triangle) & (hits.t <= (start - t) * 1.5)
+        return ray_ids[other], start[other] - hits.t[other].astype(np.float64), hits.triangle[other], hits.bary[other]
 
     @property
     def torch_device_type(self) -> str:
