@@ -59,14 +59,14 @@ def run(args: argparse.Namespace) -> int:
             path = build_pairs(args.folder, config=config, out=out, progress=bar.update, force=args.force)
     except ValueError as exc:
         raise UserError(str(exc)) from exc
-    from pairing.build import positives_per_view
-    from pairing.store import read_pairs
+    import numpy as np
 
-    data = read_pairs(path, keys=("pair", "positive"))
-    per_view = positives_per_view(data)
+    from pairing.store import positive_counts
+
+    n_pairs, n_positive, per_view = positive_counts(path)  # in row blocks: never the whole file in memory
     print(
-        f"{len(data['pair'])} pairs, {int(data['positive'].sum())} positive; positives per view: "
-        f"median {int(sorted(per_view)[len(per_view) // 2]) if len(per_view) else 0}, "
+        f"{n_pairs} pairs, {n_positive} positive; positives per view: "
+        f"median {int(np.sort(per_view)[len(per_view) // 2]) if len(per_view) else 0}, "
         f"{(per_view == 0).mean() * 100:.1f}% of views have none -> {path}"
     )
     return 0

@@ -9,9 +9,10 @@ from (seed, scene name), so the same dataset and seed give the same bytes.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -38,7 +39,7 @@ from pairing.pretext import (
     sample_jigsaw,
 )
 from pairing.similarity import SimilarityConfig, binary_similarity, pair_geometry, weighted_similarity
-from pairing.store import PAIRS_NAME, csr_by_view, read_pairs, write_pairs
+from pairing.store import PAIRS_NAME, csr_of_sorted_parts, read_pairs, write_pairs
 
 log = logging.getLogger(__name__)
 
@@ -162,73 +163,186 @@ def _build_locked(reader: DatasetReader, out: Path, *, config: PairConfig, progr
 
 def compute_pairs(
     reader: DatasetReader, *, config: PairConfig, progress: Callable[[int], None] | None = None
-) -> dict[str, np.ndarray]:
-    """Every array of the pairs file (see :mod:`pairing.store`) for the views behind ``reader``."""
+) -> PairArrays:
+    """Every array of the pairs file (see :mod:`pairing.store`) for the views behind ``reader``.
+
+    Scene by scene, the candidates get their geometry, weights, covisibility and positive flags and only the
+    kept pairs (int64 (p, 2)) and their covisibility (float32 (p, 2)) stay, scene by scene, with the per-view
+    pretext labels; every per-pair dataset is made from those when the returned :class:`PairArrays` is asked
+    for it, so writing the file holds one dataset at a time besides them (~40 bytes a pair at most in all).
+    """
     meta = reader.meta()
     n = len(reader)
-    position = meta["position"].astype(np.float64)
-    rotation = meta["rotation"].astype(np.float64)
     scene = meta["scene"].astype(np.int64)
-    sim = config.similarity
-    candidates = radius_pairs(position, scene, radius=sim.radius)  # (P, 2)
-    distance, angle = pair_geometry(position, rotation, candidates)
-    weight = weighted_similarity(distance, angle, sim)
-    gate = binary_similarity(distance, angle, sim) > 0
-
-    covis = np.zeros((len(candidates), 2), np.float32)
     h, w = reader.height, reader.width
     labels = _empty_labels(n)
     perms = jigsaw_permutations(config.jigsaw_permutations, config.jigsaw_grid, seed=0)
-    pair_scene = scene[candidates[:, 0]] if len(candidates) else np.zeros(0, np.int64)
     with_depth_order = config.depth_order.region_size <= min(h, w) // 2
     if not with_depth_order:
         log.warning(
             "images of %dx%d are too small for depth-order regions of %d px: depth_order_label is -1 everywhere",
             w, h, config.depth_order.region_size,
         )
+    kept: list[tuple[np.ndarray, np.ndarray]] = []
     for s in np.unique(scene):
         views = np.flatnonzero(scene == s)  # sorted global indices of the scene
         depth = reader.read_many("depth", views).astype(np.float32)  # (n_s, H, W)
-        rows = np.flatnonzero(pair_scene == s)
-        if config.compute_covisibility and len(rows):
-            local = np.searchsorted(views, candidates[rows])  # (p_s, 2) indices into `depth`
-            pose = meta["pose"][views].astype(np.float64)
-            covis[rows] = covisibility_pairs(depth, pose, reader.K, local, config=config.covisibility)
+        kept.append(_scene_pairs(meta, views, depth, reader.K, config))
         rng = derive_rng(config.seed, "pretext", reader.scene_names[int(s)])
         _scene_labels(labels, views, depth, (h, w), rng=rng, config=config, perms=perms,
                       with_depth_order=with_depth_order)
+        del depth
         if progress is not None:
             progress(len(views))
     crop_offset, crop_log_scale = crop_relation(labels["crop_boxes"][:, 0], labels["crop_boxes"][:, 1], h, w)
+    labels.update(crop_offset=np.asarray(crop_offset, np.float32), crop_log_scale=np.asarray(crop_log_scale, np.float32),
+                  jigsaw_permutations=perms.astype(np.int8))
+    return PairArrays(parts=_in_file_order(kept), labels=labels, meta=meta, config=config)
 
-    positive = _positive(config, gate, covis)
-    keep = positive | (weight > 0) | (covis.max(axis=1) > 0)  # drop candidates related in no way
-    pairs = candidates[keep]
-    rel_t, rel_q = relative_pose(meta["pose"][pairs[:, 0]].astype(np.float64), meta["pose"][pairs[:, 1]].astype(np.float64))
-    offsets, view_pairs = csr_by_view(pairs, n)
-    arrays = {
-        "pair": pairs.astype(np.int64),
-        "distance": distance[keep].astype(np.float32),
-        "angle": angle[keep].astype(np.float32),
-        "weight": weight[keep].astype(np.float32),
-        "positive": positive[keep].astype(np.uint8),
-        "rel_translation": np.asarray(rel_t, np.float32).reshape(-1, 3),
-        "rel_rotation": np.asarray(rel_q, np.float32).reshape(-1, 4),
-        "view_offsets": offsets,
-        "view_pairs": view_pairs,
-        "depth_order_boxes": labels["depth_order_boxes"],
-        "depth_order_label": labels["depth_order_label"],
-        "depth_order_permutations": np.asarray(PERMUTATIONS_3, np.int8),
-        "crop_boxes": labels["crop_boxes"],
-        "crop_offset": np.asarray(crop_offset, np.float32),
-        "crop_log_scale": np.asarray(crop_log_scale, np.float32),
-        "jigsaw_label": labels["jigsaw_label"],
-        "jigsaw_permutations": perms.astype(np.int8),
-        "flip_label": labels["flip_label"],
-    }
-    if config.compute_covisibility:
-        arrays["covisibility"] = covis[keep]
-    return arrays
+
+def _scene_pairs(meta: dict[str, np.ndarray], views: np.ndarray, depth: np.ndarray, K: np.ndarray,
+                 config: PairConfig) -> tuple[np.ndarray, np.ndarray]:
+    """The kept pairs of one scene and their covisibility.
+
+    Args:
+        meta: per-view metadata of every view (:meth:`DatasetReader.meta`).
+        views: int64 (n_s,) sorted global indices of the scene's views.
+        depth: float32 (n_s, H, W) their depth maps, metres.
+        K: (3, 3) intrinsics, pixels.
+        config: pairing settings.
+
+    Returns:
+        int64 (p, 2) global view indices (a < b, sorted) of the candidates related in any way (positive,
+        weight > 0 or some covisibility), and float32 (p, 2) their covisibility (None when not computed).
+    """
+    sim = config.similarity
+    position = meta["position"][views].astype(np.float64)
+    rotation = meta["rotation"][views].astype(np.float64)
+    local = radius_pairs(position, np.zeros(len(views), np.int64), radius=sim.radius)  # (p_s, 2) into views
+    distance, angle = pair_geometry(position, rotation, local)
+    weight = weighted_similarity(distance, angle, sim)
+    gate = binary_similarity(distance, angle, sim) > 0
+    covis = np.zeros((len(local), 2), np.float32)
+    if config.compute_covisibility and len(local):
+        pose = meta["pose"][views].astype(np.float64)
+        for s in range(0, len(local), COVISIBILITY_BLOCK):  # its per-pair transforms take ~500 bytes a pair
+            covis[s : s + COVISIBILITY_BLOCK] = covisibility_pairs(depth, pose, K, local[s : s + COVISIBILITY_BLOCK],
+                                                                   config=config.covisibility)
+    keep = _positive(config, gate, covis) | (weight > 0) | (covis.max(axis=1) > 0)  # drop unrelated candidates
+    return views[local[keep]].reshape(-1, 2), covis[keep] if config.compute_covisibility else None
+
+
+def _in_file_order(kept: list[tuple[np.ndarray, np.ndarray | None]]) -> list[tuple[np.ndarray, np.ndarray | None]]:
+    """Every scene's kept pairs (int64 (p, 2), sorted) and covisibility (float32 (p, 2) or None) as parts that,
+    one after the other, hold the rows in the file's order (by (a, b)); scenes whose views interleave are
+    merged into one sorted part."""
+    parts = sorted((pc for pc in kept if len(pc[0])), key=lambda pc: (int(pc[0][0, 0]), int(pc[0][0, 1])))
+    kept.clear()
+    ends = [(tuple(p[-1]), tuple(q[0])) for (p, _), (q, _) in itertools.pairwise(parts)]
+    if all(last < first for last, first in ends):
+        return parts
+    pairs = np.concatenate([p for p, _ in parts])
+    order = np.lexsort((pairs[:, 1], pairs[:, 0]))
+    covis = np.concatenate([c for _, c in parts])[order] if parts[0][1] is not None else None
+    return [(pairs[order], covis)]
+
+
+class PairArrays(Mapping):
+    """The datasets of a pairs file, in the file's order, each made when asked for (and not kept).
+
+    Holds the kept pairs and their covisibility in parts (one per scene) and the per-view labels; ``pair`` and
+    ``covisibility`` are the parts joined, distance, angle, weight and positive come from the pairs' geometry
+    (computed once for the four, dropped when a later dataset is asked for), the relative pose in blocks of
+    pairs, the per-view CSR (:func:`pairing.store.csr_of_sorted_parts`) when ``view_offsets`` is asked for
+    (``view_pairs`` kept until asked for next).
+
+    Args:
+        parts: (pairs int64 (p, 2), covisibility float32 (p, 2) or None) that together hold the file's rows
+            in order (by (a, b), a < b); covisibility None when ``config.compute_covisibility`` is off.
+        labels: per-view pretext arrays by dataset name.
+        meta: per-view metadata of every view (position, rotation, pose, scene).
+        config: pairing settings.
+    """
+
+    GEOMETRY_KEYS = ("distance", "angle", "weight", "positive")
+    LABEL_KEYS = ("depth_order_boxes", "depth_order_label", "depth_order_permutations", "crop_boxes", "crop_offset",
+                  "crop_log_scale", "jigsaw_label", "jigsaw_permutations", "flip_label")
+
+    def __init__(self, *, parts: list[tuple[np.ndarray, np.ndarray | None]], labels: dict[str, np.ndarray],
+                 meta: dict[str, np.ndarray], config: PairConfig):
+        self.parts, self.labels, self.meta, self.config = parts, labels, meta, config
+        self.labels["depth_order_permutations"] = np.asarray(PERMUTATIONS_3, np.int8)
+        self._keys = ("pair", *self.GEOMETRY_KEYS, "rel_translation", "rel_rotation", "view_offsets", "view_pairs",
+                      *self.LABEL_KEYS) + (("covisibility",) if config.compute_covisibility else ())
+        self._geometry: tuple[np.ndarray, np.ndarray] | None = None
+        self._view_pairs: np.ndarray | None = None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._keys)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        if key not in self._keys:
+            raise KeyError(key)
+        if key not in self.GEOMETRY_KEYS:
+            self._geometry = None
+        if key in ("pair", "covisibility"):
+            return self._joined(0 if key == "pair" else 1)
+        if key in self.GEOMETRY_KEYS:
+            return self._from_geometry(key)
+        if key in ("rel_translation", "rel_rotation"):
+            return self._relative_pose(key == "rel_rotation")
+        if key in ("view_offsets", "view_pairs"):
+            if key == "view_pairs" and self._view_pairs is not None:
+                rows, self._view_pairs = self._view_pairs, None
+                return rows
+            offsets, rows = csr_of_sorted_parts([p for p, _ in self.parts], len(self.meta["scene"]))
+            self._view_pairs = rows if key == "view_offsets" else None
+            return offsets if key == "view_offsets" else rows
+        return self.labels[key]
+
+    def _joined(self, which: int) -> np.ndarray:
+        """The parts' pairs (0: int64 (P, 2)) or covisibility (1: float32 (P, 2)) as one array."""
+        empty = np.zeros((0, 2), np.int64 if which == 0 else np.float32)
+        return np.concatenate([empty, *(part[which] for part in self.parts)])
+
+    def _from_geometry(self, key: str) -> np.ndarray:
+        """distance, angle (float32 metres, radians), ESS-MW weight (float32) or positive (uint8), each (P,)."""
+        if self._geometry is None:
+            position = self.meta["position"].astype(np.float64)
+            rotation = self.meta["rotation"].astype(np.float64)
+            both = [pair_geometry(position, rotation, p) for p, _ in self.parts]
+            self._geometry = (np.concatenate([np.zeros(0, np.float32), *(d for d, _ in both)]),
+                              np.concatenate([np.zeros(0, np.float32), *(a for _, a in both)]))
+        distance, angle = self._geometry
+        sim = self.config.similarity
+        if key == "distance":
+            return distance
+        if key == "angle":
+            return angle
+        if key == "weight":
+            return weighted_similarity(distance, angle, sim).astype(np.float32)
+        gate = binary_similarity(distance, angle, sim) > 0
+        covis = self._joined(1) if self.config.compute_covisibility else np.broadcast_to(np.float32(0), (len(gate), 2))
+        return _positive(self.config, gate, covis).astype(np.uint8)
+
+    def _relative_pose(self, rotation: bool) -> np.ndarray:
+        """float32 (P, 3) b's camera centre in a's frame (metres), or (P, 4) its orientation (w, x, y, z)."""
+        out = np.empty((sum(len(p) for p, _ in self.parts), 4 if rotation else 3), np.float32)
+        pose, start = self.meta["pose"], 0
+        for pairs, _ in self.parts:
+            for s in range(0, len(pairs), RELATIVE_POSE_BLOCK):
+                p = pairs[s : s + RELATIVE_POSE_BLOCK]
+                t, q = relative_pose(pose[p[:, 0]].astype(np.float64), pose[p[:, 1]].astype(np.float64))
+                out[start : start + len(p)] = q if rotation else t
+                start += len(p)
+        return out
+
+
+COVISIBILITY_BLOCK = 1 << 16  # candidate pairs per covisibility call (~35 MB of temporaries)
+RELATIVE_POSE_BLOCK = 1 << 16  # pairs per relative-pose computation while writing (~40 MB of temporaries)
 
 
 def _empty_labels(n: int) -> dict[str, np.ndarray]:
@@ -299,4 +413,4 @@ def positives_per_view(pairs_file: dict[str, Any]) -> np.ndarray:
     return np.bincount(pos.reshape(-1), minlength=int(pairs_file["attrs"]["n_views"]))
 
 
-__all__ = ["PairConfig", "PositiveRule", "build_pairs", "compute_pairs", "positives_per_view"]
+__all__ = ["PairArrays", "PairConfig", "PositiveRule", "build_pairs", "compute_pairs", "positives_per_view"]

@@ -7,22 +7,20 @@ from typing import Any
 
 import numpy as np
 
-from pairing.build import positives_per_view
-from pairing.store import PAIRS_NAME, read_pairs
+from pairing.store import PAIRS_NAME, PairRows, positive_counts, read_pairs
 
 
 def summarise_pairs(folder: str | Path) -> dict[str, Any] | None:
-    """Positives per view (distribution) when ``ess pair`` has run on the dataset."""
+    """Positives per view (distribution) when ``ess pair`` has run on the dataset (the file read in row blocks)."""
     path = Path(folder) / PAIRS_NAME
     if not path.is_file():
         return None
-    data = read_pairs(path, keys=("pair", "positive"))
-    per_view = positives_per_view(data)
+    n_pairs, n_positive, per_view = positive_counts(path)
     q = np.percentile(per_view, [0, 10, 50, 90, 100]) if len(per_view) else np.zeros(5)
     return {
-        "pairs": int(len(data["pair"])),
-        "positives": int(data["positive"].sum()),
-        "rule": data["attrs"].get("positive_rule"),
+        "pairs": n_pairs,
+        "positives": n_positive,
+        "rule": read_pairs(path, keys=())["attrs"].get("positive_rule"),
         "positives_per_view": {"min": int(q[0]), "p10": int(q[1]), "median": int(q[2]), "p90": int(q[3]), "max": int(q[4]),
                                "mean": round(float(per_view.mean()), 2) if len(per_view) else 0.0},
         "views_without_positive": int((per_view == 0).sum()),
@@ -56,37 +54,41 @@ def pairs_sheet(folder: str | Path, path: str | Path, *, count: int, seed: int) 
     pairs_path = folder / PAIRS_NAME
     if not pairs_path.is_file():
         raise ValueError(f"no {PAIRS_NAME} in {folder}; run `ess pair {folder}` first")
-    data = read_pairs(pairs_path)
+    rows = PairRows(pairs_path)  # each drawn pair's fields read on demand; only `positive` is read whole
     reader = DatasetReader(folder)
     rng = np.random.default_rng(seed)
-    pos = np.flatnonzero(data["positive"] == 1)
-    neg = np.flatnonzero(data["positive"] == 0)  # near each other, yet not positives (angle, wall, ...)
-    rows = [("positive", r) for r in rng.choice(pos, size=min(count, len(pos)), replace=False)]
-    rows += [("negative", r) for r in rng.choice(neg, size=min(count, len(neg)), replace=False)]
-    if not rows:
+    positive = rows.block("positive", 0, rows.info("positive")[0][0])  # uint8 (P,)
+    pos = np.flatnonzero(positive == 1)
+    neg = np.flatnonzero(positive == 0)  # near each other, yet not positives (angle, wall, ...)
+    del positive
+    drawn = [("positive", r) for r in rng.choice(pos, size=min(count, len(pos)), replace=False)]
+    drawn += [("negative", r) for r in rng.choice(neg, size=min(count, len(neg)), replace=False)]
+    if not drawn:
         raise ValueError(f"{pairs_path} holds no pairs to show")
     h, w = reader.height, reader.width
     scale = max(1, 128 // max(h, w))
     cw, ch = w * scale, h * scale
     text_w = 230
-    sheet = Image.new("RGB", (2 * cw + text_w + 16, len(rows) * (ch + 6) + 6), (255, 255, 255))
+    sheet = Image.new("RGB", (2 * cw + text_w + 16, len(drawn) * (ch + 6) + 6), (255, 255, 255))
     draw = ImageDraw.Draw(sheet)
-    covis = data.get("covisibility")
-    for k, (kind, r) in enumerate(rows):
-        a, b = data["pair"][r]
+    covis = "covisibility" in rows
+    for k, (kind, r) in enumerate(drawn):
+        a, b = rows.rows("pair", r)
+        distance, angle, weight = (rows.rows(key, r) for key in ("distance", "angle", "weight"))
         y = 6 + k * (ch + 6)
         for j, v in enumerate((a, b)):
             img = Image.fromarray(reader.read("rgb", int(v))).resize((cw, ch), Image.NEAREST)
             sheet.paste(img, (6 + j * (cw + 4), y))
         lines = [
             f"{kind}  views {a} / {b}",
-            f"distance {data['distance'][r]:.2f} m",
-            f"angle {np.degrees(data['angle'][r]):.1f} deg",
-            f"covisibility {covis[r].mean():.2f}" if covis is not None else "covisibility n/a",
-            f"weight {data['weight'][r]:.2f}",
+            f"distance {distance:.2f} m",
+            f"angle {np.degrees(angle):.1f} deg",
+            f"covisibility {rows.rows('covisibility', r).mean():.2f}" if covis else "covisibility n/a",
+            f"weight {weight:.2f}",
         ]
         color = (0, 110, 0) if kind == "positive" else (170, 0, 0)
         for i, line in enumerate(lines):
             draw.text((2 * cw + 16, y + 2 + 12 * i), line, fill=color)
+    rows.close()
     sheet.save(path)
     return path

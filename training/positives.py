@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 
 SAME_POSE_ANGLE = 1e-6  # radians: a pair at distance 0 and below this angle shows the same pose
+FILE_BLOCK_ROWS = 1 << 20  # pairs read at a time by PositiveTable.from_pairs_file
 
 
 @dataclass(frozen=True)
@@ -76,13 +77,23 @@ class PositiveTable:
         """The table of a pairs file's arrays (:func:`pairing.store.read_pairs`) under a positive rule.
 
         Args:
-            data: ``pair`` (P, 2), ``weight``, ``distance`` (m), ``angle`` (rad), each (P,).
+            data: ``pair`` (P, 2), ``weight``, ``distance`` (m), ``angle`` (rad), each (P,): arrays, or the
+                on-demand columns of :class:`pairing.loader.SpatialPairs` (read here in row blocks, so only
+                the positive pairs' values are ever held at once).
             positive: bool (P,) which pairs are positives (the file's ``positive`` or another rule).
             scene: int (V,) scene id of every view.
         """
         keep = np.asarray(positive, bool)
-        same = (np.asarray(data["distance"]) == 0) & (np.asarray(data["angle"]) < SAME_POSE_ANGLE)
-        return cls(np.asarray(data["pair"])[keep], np.asarray(data["weight"])[keep], same[keep], scene)
+        parts: dict[str, list[np.ndarray]] = {"pair": [], "weight": [], "same": []}
+        for s in range(0, len(keep), FILE_BLOCK_ROWS):
+            k = keep[s : s + FILE_BLOCK_ROWS]
+            block = {key: np.asarray(data[key][s : s + len(k)]) for key in ("pair", "weight", "distance", "angle")}
+            parts["pair"].append(block["pair"].reshape(-1, 2)[k])
+            parts["weight"].append(block["weight"][k])
+            parts["same"].append(((block["distance"] == 0) & (block["angle"] < SAME_POSE_ANGLE))[k])
+        if not parts["pair"]:
+            return cls(np.zeros((0, 2), np.int64), np.zeros(0, np.float32), np.zeros(0, bool), scene)
+        return cls(*(np.concatenate(parts[key]) for key in ("pair", "weight", "same")), scene)
 
     def __len__(self) -> int:
         return int(self.codes.numel())

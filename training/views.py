@@ -63,6 +63,8 @@ class TrainViews(torch.utils.data.Dataset):
         if pose and not spatial:
             raise ValueError("the partner's pose needs its partner: pass spatial=True with pose=True")
         self.spatial, self.light, self.pose = spatial, light, pose
+        if light:
+            self.pairs.load_same_pose()  # once, before a DataLoader forks its workers
         self.depth_order = None
         if depth_order:
             labels = read_pairs(self.reader.folder / PAIRS_NAME, keys=DEPTH_ORDER_KEYS)
@@ -79,16 +81,25 @@ class TrainViews(torch.utils.data.Dataset):
         self.pairs.set_epoch(epoch)
 
     def _image(self, view: int) -> torch.Tensor:
-        return image_chw(self.reader.read("rgb", view))
+        return image_chw(self.pairs.images.read("rgb", view))
 
     def __getitem__(self, item: int) -> dict[str, Any]:
-        view = int(self.pairs.index_map[int(item)])
+        return self.__getitems__([item])[0]
+
+    def __getitems__(self, items: list[int]) -> list[dict[str, Any]]:
+        """``[self[i] for i in items]``, the spatial partners drawn all at once (what ``DataLoader`` asks per batch)."""
+        views = [int(self.pairs.index_map[int(item)]) for item in items]
+        drawn = self.pairs.partners(views) if self.spatial else [None] * len(views)
+        return [self._item(view, partner) for view, partner in zip(views, drawn)]
+
+    def _item(self, view: int, drawn: tuple[int, float, int] | None) -> dict[str, Any]:
+        """The item anchored on ``view`` with its drawn spatial partner (view, weight, pair row) when spatial."""
         instance = self.pairs.light_variant(view)[0] if self.light else view
         anchor = self._image(view)
         out = {"anchor": anchor, "instance": anchor if instance == view else self._image(instance),
                "view": view, "instance_view": instance}
-        if self.spatial:
-            partner, _, row = self.pairs.partner(view)
+        if drawn is not None:
+            partner, _, row = drawn
             out["partner"] = self._image(partner)
             out["partner_view"] = partner
             if self.pose:

@@ -53,7 +53,7 @@ from benchmarks.evaluation.probes import RIDGE_ALPHAS, linear_probe, ridge_regre
 from envsim.camera import quat_to_matrix
 from envsim.provenance import derive_rng, file_sha256
 from pairing.pretext import apply_jigsaw
-from pairing.store import PAIRS_NAME, read_pairs
+from pairing.store import PAIRS_NAME, PairColumn, PairRows, read_pairs
 
 SP_TARGETS = ("dx", "dy", "log_scale")
 PRETEXT_KEYS = (
@@ -64,6 +64,7 @@ PRETEXT_KEYS = (
 """Every metric the pretext probes add to ``results[representation][setting]``."""
 LABEL_KEYS = ("crop_boxes", "crop_offset", "crop_log_scale", "jigsaw_label", "jigsaw_permutations", "pair",
               "rel_translation", "rel_rotation")
+ON_DEMAND_KEYS = ("rel_translation", "rel_rotation")  # read per drawn pair, never whole (28 bytes a pair)
 TRAIN = "train"
 
 
@@ -82,8 +83,9 @@ class PretextLabels:
         permutations: int64 (n_perm, rows * cols) the jigsaw permutation set.
         grid: ``(rows, cols)`` tiles per image column and row.
         pair: int64 (P, 2) view indices (a, b) of each pair.
-        rel_translation: float64 (P, 3) b's camera centre in a's camera frame, metres.
-        rel_rotation: float64 (P, 4) b's orientation in a's camera frame, unit quaternion (w, x, y, z).
+        rel_translation: float64 (P, 3) b's camera centre in a's camera frame, metres (from a file: a
+            :class:`pairing.store.PairColumn` that reads the rows indexed).
+        rel_rotation: float64 (P, 4) b's orientation in a's camera frame, unit quaternion (w, x, y, z) (idem).
         source: where the labels came from (file, SHA-256, pairing seed and code version).
     """
 
@@ -93,8 +95,8 @@ class PretextLabels:
     permutations: np.ndarray
     grid: tuple[int, int]
     pair: np.ndarray
-    rel_translation: np.ndarray
-    rel_rotation: np.ndarray
+    rel_translation: np.ndarray | PairColumn
+    rel_rotation: np.ndarray | PairColumn
     source: dict[str, Any]
 
 
@@ -113,7 +115,10 @@ def load_pretext_labels(folder: str | os.PathLike, *, manifest_sha256: str, n_vi
     if not path.is_file():
         raise PretextLabelsError(f"no {PAIRS_NAME} in {folder}; run `ess pair {folder}` to add the pretext probes")
     try:
-        data = read_pairs(path, keys=LABEL_KEYS)
+        data = read_pairs(path, keys=tuple(k for k in LABEL_KEYS if k not in ON_DEMAND_KEYS))
+        rows = PairRows(path)
+        data.update({k: PairColumn(rows, k, dtype=np.float64) for k in ON_DEMAND_KEYS if k in rows})
+        rows.close()  # reopened when a pose pair is read
     except (OSError, ValueError) as exc:
         raise PretextLabelsError(f"{path} is not a readable pairs file ({exc}); rebuild it with `ess pair --force`") from exc
     attrs = data["attrs"]
@@ -134,8 +139,8 @@ def load_pretext_labels(folder: str | os.PathLike, *, manifest_sha256: str, n_vi
         permutations=permutations,
         grid=grid,
         pair=np.asarray(data["pair"], np.int64).reshape(-1, 2),
-        rel_translation=np.asarray(data["rel_translation"], np.float64).reshape(-1, 3),
-        rel_rotation=np.asarray(data["rel_rotation"], np.float64).reshape(-1, 4),
+        rel_translation=data["rel_translation"],
+        rel_rotation=data["rel_rotation"],
         source={"file": str(path), "sha256": file_sha256(path), "seed": attrs.get("seed"),
                 "code_version": attrs.get("code_version")},
     )

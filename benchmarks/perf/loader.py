@@ -16,6 +16,11 @@ ratio = loader pairs/s / reference pairs/s (best of ``repeats`` epochs each). Th
 so workers can push the ratio above 1. One untimed epoch checks that the loader, with the most workers,
 yields exactly the reference's images, batch by batch.
 
+Memory: a child process opens ``SpatialPairs`` (uniform and weighted sampling) on synthetic datasets of the
+suite's memory sizes (:func:`benchmarks.perf.pairs.write_dataset` + ``ess pair``); its peak resident memory
+(``os.wait4``) and its tables' bytes per pair are compared with the pairs file's datasets held whole, and for
+2,000 random views its positives and partner draws are checked against the file's own CSR read on demand.
+
 Usage: part of the suite, ``ess bench-perf --only loader``.
 """
 
@@ -250,6 +255,128 @@ def measure(
     }
 
 
+# --- memory: the pairs of 100k and 1M views -----------------------------------------------------------------
+
+
+def check_partners(dataset: Any, *, sample: int, seed: int) -> tuple[bool, str]:
+    """Whether the in-memory tables give, for ``sample`` random views, the positives and partner draws that the
+    pairs file's own CSR gives (``view_offsets``, ``view_pairs``, ``pair``, ``positive`` and ``weight``, read
+    on demand), with the draw rule of :meth:`pairing.loader.SpatialPairs.partner` written out here."""
+    from pairing.loader import PartnerSampling
+
+    n = len(dataset.offsets) - 1
+    views = np.sort(np.random.default_rng(seed).choice(n, size=min(sample, n), replace=False))
+    for v in views.tolist():
+        rows = np.asarray(dataset.view_pairs[int(dataset.offsets[v]) : int(dataset.offsets[v + 1])], np.int64)
+        pair = dataset.pairs[rows]  # (k, 2)
+        partners = np.where(pair[:, 0] == v, pair[:, 1], pair[:, 0])
+        keep = dataset.source.rows("positive", rows).astype(bool) & dataset.allowed[partners]
+        partners, rows = partners[keep], rows[keep]
+        got = dataset.positives_of(v)
+        if not (np.array_equal(got[0], partners) and np.array_equal(got[1], rows)):
+            return False, f"view {v}: positives differ from the file's CSR"
+        want = (v, 1.0, -1)
+        if len(rows):
+            rng = np.random.default_rng((dataset.seed, dataset.epoch, v))
+            if dataset.sampling is PartnerSampling.WEIGHTED:
+                w = dataset.source.rows("weight", rows).astype(np.float64)
+                k = int(rng.choice(len(rows), p=w / w.sum())) if w.sum() > 0 else int(rng.integers(len(rows)))
+                want = (int(partners[k]), float(w[k]), int(rows[k]))
+            else:
+                k = int(rng.integers(len(rows)))
+                want = (int(partners[k]), 1.0, int(rows[k]))
+        if dataset.partner(v) != want:
+            return False, f"view {v}: drew {dataset.partner(v)}, the file's CSR gives {want}"
+    if dataset.partners(views.tolist()) != [dataset.partner(v) for v in views.tolist()]:
+        return False, "partners drawn for many views at once differ from those drawn one by one"
+    return True, f"{len(views)} random views: positives and partner draws equal the file's CSR"
+
+
+def memory_child(argv: list[str] | None = None) -> None:
+    """In a child process (:func:`measure_memory`): open ``SpatialPairs(FOLDER, sampling=SAMPLING)``, check its
+    tables against the file (:func:`check_partners`), print a JSON line (the parent measures peak memory)."""
+    import json
+    import sys
+
+    from pairing.loader import PartnerSampling, SpatialPairs
+
+    folder, sampling = (argv if argv is not None else sys.argv[1:])[:2]
+    t0 = time.perf_counter()
+    dataset = SpatialPairs(folder, sampling=PartnerSampling(sampling))
+    opened = time.perf_counter() - t0
+    matches, why = check_partners(dataset, sample=2000, seed=0)
+    print(json.dumps({"open_s": opened, "table_bytes": dataset.table.nbytes, "pairs": len(dataset.pairs),
+                      "bytes_per_pair": dataset.table.bytes_per_pair(), "delta_dtype": dataset.table.up_delta.dtype.name,
+                      "partners_match": matches, "partners_check": why}))
+
+
+def measure_memory(views: int, *, views_per_scene: int, folder: Path, seed: int,
+                   samplings: tuple[str, ...] = ("uniform", "weighted")) -> list[dict]:
+    """Peak resident memory of a process holding :class:`~pairing.loader.SpatialPairs` of ``views`` synthetic
+    views (:func:`benchmarks.perf.pairs.write_dataset` + ``ess pair``, built here when ``folder`` has no pairs),
+    one child process per sampling mode.
+
+    Raises:
+        RuntimeError: a child failed.
+    """
+    import json
+
+    from benchmarks.perf import pairs as pair_bench
+
+    if not (folder / "pairs.h5").is_file():
+        pair_bench.measure_build_memory(views, views_per_scene=views_per_scene, folder=folder, seed=seed)
+    arrays = pair_bench.file_arrays(folder / "pairs.h5")
+    rows = []
+    for sampling in samplings:
+        code = "from benchmarks.perf.loader import memory_child\nmemory_child()"
+        run = pair_bench.peak_rss_run(code, [str(folder), sampling])
+        if run["returncode"] or not run["peak_rss_bytes"]:
+            raise RuntimeError(f"SpatialPairs ({sampling}) failed on {views:,} views: {run['stderr'][-500:]}")
+        child = json.loads(run["stdout"].strip().splitlines()[-1])
+        rows.append({"views": views, "sampling": sampling, **arrays, **child, "seconds": run["seconds"],
+                     "peak_rss_bytes": run["peak_rss_bytes"]})
+    return rows
+
+
+def measure_memory_rows(sizes: list[int], *, views_per_scene: int, seed: int) -> list[dict]:
+    """:func:`measure_memory` at each view count of :func:`benchmarks.perf.pairs.memory_sizes`, each on its own
+    synthetic dataset in a temporary folder."""
+    import shutil
+
+    from benchmarks.perf.pairs import memory_sizes
+
+    rows = []
+    for n in memory_sizes(sizes):
+        folder = Path(tempfile.mkdtemp(prefix="ess-bench-loader-memory-"))
+        try:
+            rows += measure_memory(n, views_per_scene=views_per_scene, folder=folder / "data", seed=seed)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+    return rows
+
+
+def memory_figures(rows: list[dict]) -> list[dict]:
+    """Keyword arguments of the suite's figures for the memory rows: a process's peak resident memory holding
+    the pairs (DESIGN's cap: 2 GB at 1M views) and the in-memory tables' bytes per pair (cap 12), each against
+    the pairs file's datasets held whole (what :class:`~pairing.loader.SpatialPairs` held before)."""
+    out = []
+    for r in rows:
+        at_scale, whole = r["views"] >= 1_000_000, r["arrays_bytes"] / 1e9
+        setup = (f"child process, SpatialPairs(sampling={r['sampling']}) of {r['views']:,} synthetic views, "
+                 f"{r['pairs']:,} pairs, opened in {r['open_s']:.1f} s; partner offsets {r['delta_dtype']}")
+        peak = r["peak_rss_bytes"] / 1e9
+        out.append({"section": "loader", "name": f"loader peak memory ({r['sampling']}), {r['views']:,} views",
+                    "value": peak, "unit": "GB", "reference": "the pairs file's datasets all in memory (their size)",
+                    "reference_value": whole, "ratio": whole / peak, "setup": setup,
+                    "target": "<= 2 GB" if at_scale else None, "passed": peak <= 2.0 if at_scale else None})
+        out.append({"section": "loader", "name": f"loader tables ({r['sampling']}), {r['views']:,} views",
+                    "value": r["bytes_per_pair"], "unit": "bytes/pair",
+                    "reference": "the pairs file's datasets, per pair", "reference_value": r["arrays_bytes_per_pair"],
+                    "ratio": r["arrays_bytes_per_pair"] / r["bytes_per_pair"], "setup": setup + "; offsets counted",
+                    "target": "<= 12", "passed": r["bytes_per_pair"] <= 12.0})
+    return out
+
+
 def to_markdown(report: dict) -> str:
     d, m = report["data"], report["machine"]
     title = (
@@ -265,4 +392,10 @@ def to_markdown(report: dict) -> str:
     ]
     for r in report["results"]:
         lines.append(f"| {r['workers']} | {r['pairs_per_s']:,.0f} | {r['ratio']:.2f} | {r['first_batch_s']:.3f} |")
+    if report.get("memory"):
+        lines += ["", "Memory of a process holding the pairs (synthetic views; the file's datasets whole, for reference):",
+                  "", "| views | pairs | sampling | peak GB | tables bytes/pair | file's datasets GB |",
+                  "| ---: | ---: | --- | ---: | ---: | ---: |"]
+        lines += [f"| {r['views']:,} | {r['pairs']:,} | {r['sampling']} | {r['peak_rss_bytes'] / 1e9:.2f} "
+                  f"| {r['bytes_per_pair']:.2f} | {r['arrays_bytes'] / 1e9:.2f} |" for r in report["memory"]]
     return "\n".join(lines) + "\n"

@@ -16,6 +16,11 @@ A last line times the covisibility kernel (:func:`pairing.covisibility.covisibil
 128 x 128 depth maps of an empty 12 x 12 x 3 m room (computed analytically) at stride 4, over the
 radius pairs of 2,048 views, after checking it against the numpy reference on some of them.
 
+Memory (the suite's pairs section): ``ess pair`` with its defaults (covisibility on) runs in a child process on
+synthetic datasets written without rendering (:func:`write_dataset`: the same random walks, 16 x 16 depth of an
+empty room, grey RGB), and the kernel's count of the child's peak resident memory (``os.wait4``) is compared
+with the size of the pairs file's datasets held at once; a sample of the file's per-view CSR is checked.
+
 Usage::
 
     ess bench-perf --table pairs [--sizes 10000 100000 1000000] [--out benchmarks/results]
@@ -26,6 +31,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -238,6 +244,180 @@ def measure_covisibility(*, views: int, size: int, stride: int, seed: int) -> di
     }
 
 
+# --- memory: `ess pair` and the pairs file at scale ----------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[2]  # the checkout: children run this code, not an installed copy
+MEMORY_IMAGE = 16  # pixels, side of the synthetic views' images: depth for covisibility, little else
+SHARD_VIEWS = 100_000  # views per shard of the synthetic datasets
+GB = 1e9
+
+
+def write_dataset(folder: Path, n: int, *, views_per_scene: int, size: int = MEMORY_IMAGE, seed: int = 0) -> dict:
+    """A dataset folder ``ess pair`` reads (shards + manifest), without rendering: the random-walk poses of
+    :func:`synthetic_views`, the depth of the empty room around them (:func:`box_room_depth`), grey RGB.
+
+    Returns:
+        views, scenes, shards and seconds taken.
+    """
+    from envsim.camera import pose_matrix
+    from envsim.provenance import file_sha256, write_json_atomic
+    from envsim.store.shards import MANIFEST_FORMAT, MANIFEST_NAME, ShardLayout, ShardWriter, shard_name
+
+    t0 = time.perf_counter()
+    folder.mkdir(parents=True, exist_ok=True)
+    position, rotation, scene = synthetic_views(n, views_per_scene=views_per_scene, rng=np.random.default_rng([seed, n]))
+    entries, K = [], None
+    for k, lo in enumerate(range(0, n, SHARD_VIEWS)):
+        hi = min(lo + SHARD_VIEWS, n)
+        layout = ShardLayout(samples=hi - lo, height=size, width=size)
+        with ShardWriter(folder / shard_name(k), layout=layout, attrs={"first_view": lo}) as writer:
+            for a in range(lo, hi, 4096):
+                b = min(a + 4096, hi)
+                depth, K = box_room_depth(position[a:b], rotation[a:b], size=size)
+                writer.write(
+                    rgb=np.full((b - a, size, size, 3), 128, np.uint8), depth=depth,
+                    pose=pose_matrix(position[a:b], rotation[a:b]).astype(np.float32),
+                    position=position[a:b].astype(np.float32), rotation=rotation[a:b].astype(np.float32),
+                    light=np.zeros((b - a, 5), np.float32), scene=scene[a:b], trajectory=scene[a:b],
+                    step=np.arange(a, b, dtype=np.int32), room=np.full(b - a, -1, np.int32),
+                )
+        entries.append({"file": shard_name(k), "samples": hi - lo, "first_view": lo,
+                        "sha256": file_sha256(folder / shard_name(k))})
+    scenes = int(scene.max()) + 1 if n else 0
+    write_json_atomic(folder / MANIFEST_NAME, {
+        "format": MANIFEST_FORMAT, "complete": True, "total_samples": n, "shards": entries,
+        "K": np.asarray(K).tolist(), "width": size, "height": size, "room_names": [],
+        "scene_names": [f"synthetic-{i}" for i in range(scenes)], "seed": seed,
+    })
+    return {"views": n, "scenes": scenes, "shards": len(entries), "seconds": time.perf_counter() - t0}
+
+
+PEAK_MARK = "@peak_rss_kb"
+_REPORT_PEAK = f"""import atexit, sys
+def _report_peak():
+    try:  # the high-water mark of this process's own memory map (not of the process it was forked from)
+        kb = int(open("/proc/self/status").read().split("VmHWM:")[1].split()[0])
+    except (OSError, IndexError, ValueError):
+        import resource
+        kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // (1024 if sys.platform == "darwin" else 1)
+    sys.stderr.write("\\n{PEAK_MARK} %d\\n" % kb)
+atexit.register(_report_peak)
+"""
+
+
+def peak_rss_run(code: str, args: list[str]) -> dict:
+    """Run Python ``code`` (``sys.argv[1:]`` = ``args``) in a child process with this checkout on its path:
+    exit code, stdout, the tail of stderr, seconds, and the child's peak resident memory in bytes, which the
+    child reads from its own ``VmHWM`` as it exits. (``ru_maxrss`` would not do: Linux carries the parent's
+    peak over ``fork`` and ``exec``.)"""
+    import os
+    import subprocess
+    import sys
+    import tempfile
+
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p))
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        t0 = time.perf_counter()
+        done = subprocess.run([sys.executable, "-c", _REPORT_PEAK + code, *args], stdout=out, stderr=err, env=env,
+                              cwd=ROOT, check=False)
+        seconds = time.perf_counter() - t0
+        out.seek(0), err.seek(0)
+        stdout, stderr = out.read().decode(errors="replace"), err.read().decode(errors="replace")
+    marks = [line.split()[1] for line in stderr.splitlines() if line.startswith(PEAK_MARK)]
+    return {"returncode": done.returncode, "stdout": stdout, "stderr": stderr[-2000:], "seconds": seconds,
+            "peak_rss_bytes": int(marks[-1]) * 1024 if marks else 0}
+
+
+def file_arrays(path: Path) -> dict:
+    """Pairs, and bytes of all the pairs file's datasets held in memory at once (what ``read_pairs`` returns)."""
+    from pairing.store import PairRows
+
+    rows = PairRows(path)
+    keys = rows.keys()
+    total = sum(int(np.prod(rows.info(k)[0])) * rows.info(k)[1].itemsize for k in keys)
+    pairs = rows.info("pair")[0][0]
+    rows.close()
+    return {"pairs": pairs, "arrays_bytes": total, "arrays_bytes_per_pair": total / max(pairs, 1),
+            "file_bytes": path.stat().st_size}
+
+
+def check_csr(path: Path, *, sample: int, seed: int) -> tuple[bool, str]:
+    """Whether the file's per-view CSR is whole: its offsets count two entries per pair, and the rows it lists
+    for ``sample`` random views each hold that view, as many as the pair column has (read on demand)."""
+    from pairing.store import PairColumn, PairRows
+
+    rows = PairRows(path)
+    offsets = np.asarray(PairColumn(rows, "view_offsets"))  # (N+1,)
+    pair, listed = PairColumn(rows, "pair"), PairColumn(rows, "view_pairs")
+    n_pairs = len(pair)
+    if offsets[-1] != 2 * n_pairs:
+        return False, f"offsets end at {offsets[-1]}, not 2 x {n_pairs} pairs"
+    views = np.random.default_rng(seed).choice(len(offsets) - 1, size=min(sample, len(offsets) - 1), replace=False)
+    bad = [v for v in views.tolist() if not np.all((pair[listed[offsets[v] : offsets[v + 1]]] == v).sum(axis=1) == 1)]
+    rows.close()
+    if bad:
+        return False, f"view {bad[0]}: a listed pair does not hold it"
+    return True, f"{len(views)} random views: every listed pair holds its view; offsets end at 2 x {n_pairs:,} pairs"
+
+
+def measure_build_memory(views: int, *, views_per_scene: int, folder: Path, seed: int) -> dict:
+    """Peak resident memory of ``ess pair`` (defaults: covisibility on) on :func:`write_dataset` views, in a
+    child process; the dataset and its pairs stay in ``folder``.
+
+    Raises:
+        RuntimeError: ``ess pair`` failed.
+    """
+    data = write_dataset(folder, views, views_per_scene=views_per_scene, seed=seed)
+    run = peak_rss_run("import sys\nfrom ess.main import main\nsys.exit(main(sys.argv[1:]))",
+                       ["pair", str(folder), "--no-progress"])
+    if run["returncode"] or not run["peak_rss_bytes"]:
+        raise RuntimeError(f"ess pair failed on {views:,} synthetic views: {run['stderr'][-500:]}")
+    arrays = file_arrays(folder / "pairs.h5")
+    matches, why = check_csr(folder / "pairs.h5", sample=1000, seed=seed)
+    logger.info("ess pair, %d views: peak RSS %.2f GB in %.0f s", views, run["peak_rss_bytes"] / GB, run["seconds"])
+    return {"views": views, "scenes": data["scenes"], "image": f"{MEMORY_IMAGE}x{MEMORY_IMAGE}", **arrays,
+            "dataset_s": data["seconds"], "seconds": run["seconds"], "peak_rss_bytes": run["peak_rss_bytes"],
+            "csr_matches": matches, "csr_check": why}
+
+
+def measure_build_memory_rows(sizes: list[int], *, views_per_scene: int, seed: int) -> list[dict]:
+    """:func:`measure_build_memory` at each view count of :func:`memory_sizes`, each in a temporary folder."""
+    import shutil
+    import tempfile
+
+    rows = []
+    for n in memory_sizes(sizes):
+        folder = Path(tempfile.mkdtemp(prefix="ess-bench-pair-memory-"))
+        try:
+            rows.append(measure_build_memory(n, views_per_scene=views_per_scene, folder=folder / "data", seed=seed))
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+    return rows
+
+
+def memory_figures(rows: list[dict]) -> list[dict]:
+    """Keyword arguments of the suite's figures (:func:`benchmarks.perf.suite.figure`) for the memory rows:
+    peak resident memory of ``ess pair`` against the pairs file's datasets held at once (what building held
+    before it wrote dataset by dataset); DESIGN's cap, 8 GB, from 1M views up."""
+    out = []
+    for r in rows:
+        at_scale = r["views"] >= 1_000_000
+        peak, whole = r["peak_rss_bytes"] / GB, r["arrays_bytes"] / GB
+        out.append({
+            "section": "pairs", "name": f"`ess pair` peak memory, {r['views']:,} views", "value": peak, "unit": "GB",
+            "reference": "the pairs file's datasets all in memory (their size)", "reference_value": whole,
+            "ratio": whole / peak, "target": "<= 8 GB" if at_scale else None, "passed": peak <= 8.0 if at_scale else None,
+            "setup": f"child process, synthetic {r['image']} views, {r['scenes']} scenes, {r['pairs']:,} pairs, "
+            f"covisibility on, {r['seconds']:.0f} s; pairs file {r['file_bytes'] / GB:.2f} GB",
+        })
+    return out
+
+
+def memory_sizes(sizes: list[int]) -> list[int]:
+    """The view counts of the memory rows: those of ``sizes`` from 100k up, else the largest."""
+    return [n for n in sizes if n >= 100_000] or [max(sizes)]
+
+
 def scaling_exponent(rows: list[dict]) -> float | None:
     """Slope of log(total seconds) against log(N): ~1 for O(N log N) at these sizes, 2 for brute force."""
     if len(rows) < 2:
@@ -285,6 +465,10 @@ def to_markdown(report: dict) -> str:
         )
     if report["scaling_exponent"] is not None:
         lines += ["", f"Scaling exponent (log-log fit of total time vs views): {report['scaling_exponent']:.2f}."]
+    for r in report.get("memory", []):
+        lines += ["", (f"`ess pair` on {r['views']:,} synthetic views ({r['pairs']:,} pairs): peak memory "
+                       f"{r['peak_rss_bytes'] / GB:.2f} GB in {r['seconds']:.0f} s (the file's datasets: "
+                       f"{r['arrays_bytes'] / GB:.2f} GB, {r['arrays_bytes_per_pair']:.0f} bytes a pair).")]
     c = report["covisibility"]
     lines += [
         "",

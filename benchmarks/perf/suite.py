@@ -9,11 +9,13 @@ Sections (``--only`` picks some):
   there, by :func:`benchmarks.perf.gpu_render.measure` (``views``, ``sizes``, ``repeats`` keywords) once that
   module exists; its report carries a ``figures`` list in the schema below. Otherwise recorded as skipped,
   with the reason;
-* ``pairs``: pair building against the O(N^2) brute force and O(N log N) scaling, and the covisibility
-  kernel against its numpy reference (:mod:`benchmarks.perf.pairs`);
+* ``pairs``: pair building against the O(N^2) brute force and O(N log N) scaling, the covisibility
+  kernel against its numpy reference, and the peak memory of ``ess pair`` on synthetic views (from 100k views
+  in ``pair_sizes``, else the largest; in a child process) (:mod:`benchmarks.perf.pairs`);
 * ``shards``: shard write / read MB/s and samples/s against plain h5py (:mod:`benchmarks.perf.shards`);
 * ``loader``: the training loader's pairs/s with 0, 2 and all workers against raw h5py reads
-  (:mod:`benchmarks.perf.loader`), and against the images/s the trainer consumes in the same run;
+  (:mod:`benchmarks.perf.loader`), and against the images/s the trainer consumes in the same run; the peak
+  memory of a process holding the pairs of the memory sizes above, and its tables' bytes per pair;
 * ``training``: our MoCo-v2 step against facebookresearch/moco's builder on the CPU, and on CUDA when
   there is one (:mod:`benchmarks.perf.training`).
 
@@ -389,6 +391,8 @@ def _pairs(cfg: SuiteConfig) -> dict[str, Any]:
             reference_value=ref, ratio=c["pairs_per_s"] / ref,
             setup=f"{c['views']:,} views, {c['pairs']:,} radius pairs, both directions",
         ))
+    report["memory"] = pairs.measure_build_memory_rows(sizes, views_per_scene=cfg.pair_views_per_scene, seed=cfg.seed)
+    figures += [figure(f.pop("section"), f.pop("name"), **f) for f in pairs.memory_figures(report["memory"])]
     markdown = pairs.to_markdown(report) if "covisibility" in report else None  # its table needs the covisibility
     return {"report": report, "figures": figures, "markdown": markdown}
 
@@ -441,6 +445,8 @@ def _loader(cfg: SuiteConfig) -> dict[str, Any]:
         )
         for r in report["results"]
     ]
+    report["memory"] = loader.measure_memory_rows(cfg.pair_sizes, views_per_scene=cfg.pair_views_per_scene, seed=cfg.seed)
+    figures += [figure(f.pop("section"), f.pop("name"), **f) for f in loader.memory_figures(report["memory"])]
     return {"report": report, "figures": figures, "markdown": loader.to_markdown(report)}
 
 
