@@ -305,9 +305,10 @@ def memory_child(argv: list[str] | None = None) -> None:
     dataset = SpatialPairs(folder, sampling=PartnerSampling(sampling))
     opened = time.perf_counter() - t0
     matches, why = check_partners(dataset, sample=2000, seed=0)
-    print(json.dumps({"open_s": opened, "table_bytes": dataset.table.nbytes, "pairs": len(dataset.pairs),
-                      "bytes_per_pair": dataset.table.bytes_per_pair(), "delta_dtype": dataset.table.up_delta.dtype.name,
-                      "partners_match": matches, "partners_check": why}))
+    line = json.dumps({"open_s": opened, "table_bytes": dataset.table.nbytes, "pairs": len(dataset.pairs),
+                       "bytes_per_pair": dataset.table.bytes_per_pair(), "delta_dtype": dataset.table.up_delta.dtype.name,
+                       "partners_match": matches, "partners_check": why})
+    sys.stdout.write(line + "\n")  # the answer to the parent process, which reads this one line
 
 
 def measure_memory(views: int, *, views_per_scene: int, folder: Path, seed: int,
