@@ -13,6 +13,17 @@ the house as generated). Each size is measured three ways per scene:
    the end of the first batch to the end of the job (what a long job approaches: loading the scene and
    building its BVH are paid once per scene).
 
+Where the time goes, from the process's CPU time (all threads, ``getrusage``) beside the wall time:
+
+* the steady state's CPU seconds per view and how busy the cores were (``steady_core_use``: CPU time over wall
+  time times cores);
+* ``to_shards_steady_full_cores_ratio``: the ratio to raw casting that the steady state would reach if every
+  core were busy all the time with the work it did (cores / CPU seconds per view, over raw views/s). Below a
+  target, better overlap cannot meet it: the job must do less work;
+* ``prepare_s``: loading the scene file, building the ray caster and its BVH (the first cast), which the
+  whole job pays once and raw casting not at all; ``to_shards_full_cores_ratio`` adds it to the full-cores
+  steady time (the most the whole job could reach at this number of views).
+
 Usage::
 
     ess bench-perf --table render [--views 512] [--sizes 128 256] [--out benchmarks/results]
@@ -21,6 +32,7 @@ Usage::
 from __future__ import annotations
 
 import math
+import resource
 import tempfile
 import time
 from pathlib import Path
@@ -75,6 +87,26 @@ def scan_sized_house(folder: Path, *, triangles_min: int, seed: int) -> tuple[Pa
     dense = folder / "dense"
     dense.mkdir()
     return plain, house_file(dense, seed=seed, subdivide=levels), levels
+
+
+def cpu_seconds() -> float:
+    """User + system CPU seconds of this process so far, all its threads."""
+    use = resource.getrusage(resource.RUSAGE_SELF)
+    return use.ru_utime + use.ru_stime
+
+
+def prepare_time(path: Path, repeats: int) -> float:
+    """Seconds to load the scene file, build the Open3D ray caster and its BVH (the first cast builds it): the
+    best of ``repeats``."""
+    from envsim.render.raycast import Open3DRayCaster
+    from envsim.scenes.load import load_scene
+
+    def prepare():
+        scene = load_scene(path)
+        caster = Open3DRayCaster(scene.vertices, scene.faces)
+        caster.cast(np.array([[0.0, 1.0, 0.0, 0.0, -1.0, 0.0]], np.float32))
+
+    return best_time(prepare, repeats)
 
 
 def best_time(fn, repeats: int) -> float:
@@ -152,25 +184,32 @@ def _measure_size(scene, path: Path, out: Path, position: np.ndarray, rotation: 
             renderer.render(position[s], rotation[s])
 
     runs = iter(range(repeats))
-    steady: list[float] = []
+    steady: list[tuple[float, float]] = []  # (views/s, CPU seconds per view) after the first batch, per run
 
     def to_shards():
-        marks: list[tuple[float, int]] = []
+        marks: list[tuple[float, float, int]] = []
         done = [0]
 
         def progress(n: int) -> None:
             done[0] += n
-            marks.append((time.perf_counter(), done[0]))
+            marks.append((time.perf_counter(), cpu_seconds(), done[0]))
 
         render_dataset(resolve_sources([str(path)]), config=DatasetConfig(render=cfg, shard_size=max(views, 1)),
                        out=out.with_name(f"{out.name}-{next(runs)}"), poses=poses, progress=progress)
-        end = time.perf_counter()
+        end, end_cpu = time.perf_counter(), cpu_seconds()
         if len(marks) > 1:  # views after the first batch over the time after it (job end included)
-            steady.append((views - marks[0][1]) / (end - marks[0][0]))
+            n = views - marks[0][2]
+            steady.append((n / (end - marks[0][0]), (end_cpu - marks[0][1]) / n))
 
-    t_raw, t_render, t_job = best_time(raw, repeats), best_time(render, repeats), best_time(to_shards, repeats)
+    cpu0 = cpu_seconds()
+    t_raw = best_time(raw, repeats)
+    raw_cpu = (cpu_seconds() - cpu0) / (repeats * views)
+    t_render, t_job = best_time(render, repeats), best_time(to_shards, repeats)
+    t_prepare = prepare_time(path, repeats)
+    cores = machine_info()["cores"]
     raw_rate = views / t_raw
-    steady_rate = max(steady) if steady else float("nan")
+    steady_rate, steady_cpu = max(steady) if steady else (float("nan"), float("nan"))
+    full_cores = cores / steady_cpu  # views/s if every core did the steady state's work without a pause
     return {
         "size": f"{size}x{size}",
         "views": views,
@@ -182,6 +221,13 @@ def _measure_size(scene, path: Path, out: Path, position: np.ndarray, rotation: 
         "to_shards_ratio_to_raw": t_raw / t_job,
         "to_shards_steady_ratio_to_raw": steady_rate / raw_rate,
         "raw_mrays_per_s": views * size * size / t_raw / 1e6,
+        "raw_cpu_s_per_view": raw_cpu,
+        "raw_core_use": raw_cpu * raw_rate / cores,
+        "steady_cpu_s_per_view": steady_cpu,
+        "steady_core_use": steady_cpu * steady_rate / cores,
+        "to_shards_steady_full_cores_ratio": full_cores / raw_rate,
+        "prepare_s": t_prepare,
+        "to_shards_full_cores_ratio": t_raw / (t_prepare + views / full_cores),
     }
 
 
@@ -191,15 +237,27 @@ def to_markdown(report: dict) -> str:
         f"best of {report['repeats']}:",
         "",
         "| scene | triangles | size | raw Open3D views/s | render views/s (ratio) | to shards views/s (ratio) "
-        "| to shards, steady state (ratio) |",
-        "| --- | ---: | --- | ---: | ---: | ---: | ---: |",
+        "| to shards, steady state (ratio) | steady: cores busy | every core busy: ratio steady / whole "
+        "| scene load + BVH s |",
+        "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
+    nan = float("nan")
     for r in report["results"]:
         lines.append(
             f"| {r.get('scene', '-')} | {r.get('triangles', report['scene']['triangles']):,} | {r['size']} "
             f"| {r['raw_views_per_s']:.0f} | {r['render_views_per_s']:.0f} ({r['render_ratio_to_raw']:.2f}) "
             f"| {r['to_shards_views_per_s']:.0f} ({r['to_shards_ratio_to_raw']:.2f}) "
-            f"| {r.get('to_shards_steady_views_per_s', float('nan')):.0f} "
-            f"({r.get('to_shards_steady_ratio_to_raw', float('nan')):.2f}) |"
+            f"| {r.get('to_shards_steady_views_per_s', nan):.0f} "
+            f"({r.get('to_shards_steady_ratio_to_raw', nan):.2f}) "
+            f"| {r.get('steady_core_use', nan):.0%} (raw: {r.get('raw_core_use', nan):.0%}) "
+            f"| {r.get('to_shards_steady_full_cores_ratio', nan):.2f} / {r.get('to_shards_full_cores_ratio', nan):.2f} "
+            f"| {r.get('prepare_s', nan):.2f} |"
         )
+    lines += [
+        "",
+        "Steady state: after the first batch. Cores busy: CPU time (all threads) over wall time times cores. Every "
+        "core busy: the ratio to raw casting the steady state would reach if the cores never paused, from its CPU "
+        "time per view, and the whole job's with the scene load + BVH added; under a target, overlapping the work "
+        "better cannot meet it.",
+    ]
     return "\n".join(lines) + "\n"

@@ -55,9 +55,14 @@ def test_render_headline_is_the_scan_sized_scene_then_the_small_house(suite):
     assert [r["scene"] for r in rows] == ["scan-sized", "small"]
     assert rows[0]["triangles"] >= 20_000 > rows[1]["triangles"]
     names = [f["figure"] for f in report["sections"]["render"]["figures"]]
-    assert names[0].startswith("CPU render in memory, scan-sized house") and len(names) == 6
+    assert names[0].startswith("CPU render in memory, scan-sized house") and len(names) == 8
     steady = [f for f in report["sections"]["render"]["figures"] if "after the first batch" in f["figure"]]
     assert len(steady) == 2 and all(f["value"] > 0 and f["target"] is None for f in steady)
+    for row in rows:  # the CPU accounting is consistent with the wall-clock figures it explains
+        assert 0 < row["steady_core_use"] <= 1.1 and 0 < row["raw_core_use"] <= 1.1
+        full = row["to_shards_steady_full_cores_ratio"]
+        assert full == pytest.approx(row["to_shards_steady_ratio_to_raw"] / row["steady_core_use"])
+        assert row["to_shards_full_cores_ratio"] < full and row["prepare_s"] > 0
 
 
 def test_every_section_ran_or_says_why(suite):
