@@ -321,10 +321,12 @@ def measure_memory(views: int, *, views_per_scene: int, folder: Path, seed: int,
         RuntimeError: a child failed.
     """
     import json
+    import shutil
 
     from benchmarks.perf import pairs as pair_bench
 
-    if not (folder / "pairs.h5").is_file():
+    if not (folder / "pairs.h5").is_file():  # not built, or left half-built by a failed pairs section
+        shutil.rmtree(folder, ignore_errors=True)
         pair_bench.measure_build_memory(views, views_per_scene=views_per_scene, folder=folder, seed=seed)
     arrays = pair_bench.file_arrays(folder / "pairs.h5")
     rows = []
@@ -339,20 +341,22 @@ def measure_memory(views: int, *, views_per_scene: int, folder: Path, seed: int,
     return rows
 
 
-def measure_memory_rows(sizes: list[int], *, views_per_scene: int, seed: int) -> list[dict]:
+def measure_memory_rows(sizes: list[int], *, views_per_scene: int, seed: int, keep: Path | None = None) -> list[dict]:
     """:func:`measure_memory` at each view count of :func:`benchmarks.perf.pairs.memory_sizes`, each on its own
-    synthetic dataset in a temporary folder."""
+    synthetic dataset in a temporary folder, or on the one the pairs section left in ``keep`` (built there when
+    it is missing; see :func:`benchmarks.perf.pairs.memory_folder`)."""
     import shutil
 
-    from benchmarks.perf.pairs import memory_sizes
+    from benchmarks.perf.pairs import memory_folder, memory_sizes
 
     rows = []
     for n in memory_sizes(sizes):
-        folder = Path(tempfile.mkdtemp(prefix="ess-bench-loader-memory-"))
+        folder = memory_folder(keep, n) if keep is not None else Path(tempfile.mkdtemp(prefix="ess-bench-loader-memory-"))
         try:
             rows += measure_memory(n, views_per_scene=views_per_scene, folder=folder / "data", seed=seed)
         finally:
-            shutil.rmtree(folder, ignore_errors=True)
+            if keep is None:
+                shutil.rmtree(folder, ignore_errors=True)
     return rows
 
 

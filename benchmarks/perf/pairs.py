@@ -380,19 +380,29 @@ def measure_build_memory(views: int, *, views_per_scene: int, folder: Path, seed
             "csr_matches": matches, "csr_check": why}
 
 
-def measure_build_memory_rows(sizes: list[int], *, views_per_scene: int, seed: int) -> list[dict]:
-    """:func:`measure_build_memory` at each view count of :func:`memory_sizes`, each in a temporary folder."""
+def measure_build_memory_rows(sizes: list[int], *, views_per_scene: int, seed: int, keep: Path | None = None) -> list[dict]:
+    """:func:`measure_build_memory` at each view count of :func:`memory_sizes`, each in a temporary folder, or in
+    :func:`memory_folder` of ``keep``, left there (the loader's memory rows open the same datasets)."""
     import shutil
     import tempfile
 
     rows = []
     for n in memory_sizes(sizes):
-        folder = Path(tempfile.mkdtemp(prefix="ess-bench-pair-memory-"))
+        folder = memory_folder(keep, n) if keep is not None else Path(tempfile.mkdtemp(prefix="ess-bench-pair-memory-"))
         try:
             rows.append(measure_build_memory(n, views_per_scene=views_per_scene, folder=folder / "data", seed=seed))
         finally:
-            shutil.rmtree(folder, ignore_errors=True)
+            if keep is None:
+                shutil.rmtree(folder, ignore_errors=True)
     return rows
+
+
+def memory_folder(keep: Path, views: int) -> Path:
+    """Where a suite run keeps the synthetic dataset of ``views`` views (and its pairs) for the memory rows of
+    both the pairs and the loader sections: ``keep/memory-<views>`` (created)."""
+    folder = Path(keep) / f"memory-{views}"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 def memory_figures(rows: list[dict]) -> list[dict]:

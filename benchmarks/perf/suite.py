@@ -41,6 +41,7 @@ import datetime
 import json
 import math
 import os
+import tempfile
 import time
 import traceback
 from collections.abc import Callable
@@ -252,7 +253,7 @@ def _cuda() -> bool:
 # --- sections ------------------------------------------------------------------------------------------------
 
 
-def _render(cfg: SuiteConfig) -> dict[str, Any]:
+def _render(cfg: SuiteConfig, scratch: Path) -> dict[str, Any]:
     from benchmarks.perf import render
 
     report = render.measure(
@@ -292,7 +293,7 @@ def _render(cfg: SuiteConfig) -> dict[str, Any]:
     return {"report": report, "figures": figures, "markdown": render.to_markdown(report), "scene": report["scene"]}
 
 
-def _gpu_render(cfg: SuiteConfig) -> dict[str, Any]:
+def _gpu_render(cfg: SuiteConfig, scratch: Path) -> dict[str, Any]:
     import importlib
 
     if not _cuda():
@@ -327,7 +328,7 @@ def nlogn_exponent(sizes: list[int]) -> float:
     return float(np.polyfit(np.log(n), np.log(n * np.log(n)), 1)[0])
 
 
-def _pairs(cfg: SuiteConfig) -> dict[str, Any]:
+def _pairs(cfg: SuiteConfig, scratch: Path) -> dict[str, Any]:
     from benchmarks.perf import pairs
 
     sizes = sorted(cfg.pair_sizes)
@@ -397,13 +398,14 @@ def _pairs(cfg: SuiteConfig) -> dict[str, Any]:
             reference_value=ref, ratio=c["pairs_per_s"] / ref,
             setup=f"{c['views']:,} views, {c['pairs']:,} radius pairs, both directions",
         ))
-    report["memory"] = pairs.measure_build_memory_rows(sizes, views_per_scene=cfg.pair_views_per_scene, seed=cfg.seed)
+    report["memory"] = pairs.measure_build_memory_rows(sizes, views_per_scene=cfg.pair_views_per_scene, seed=cfg.seed,
+                                                       keep=scratch)
     figures += [figure(f.pop("section"), f.pop("name"), **f) for f in pairs.memory_figures(report["memory"])]
     markdown = pairs.to_markdown(report) if "covisibility" in report else None  # its table needs the covisibility
     return {"report": report, "figures": figures, "markdown": markdown}
 
 
-def _shards(cfg: SuiteConfig) -> dict[str, Any]:
+def _shards(cfg: SuiteConfig, scratch: Path) -> dict[str, Any]:
     from benchmarks.perf import shards
 
     report = shards.measure(
@@ -431,7 +433,7 @@ def _shards(cfg: SuiteConfig) -> dict[str, Any]:
     return {"report": report, "figures": figures, "markdown": shards.to_markdown(report)}
 
 
-def _loader(cfg: SuiteConfig) -> dict[str, Any]:
+def _loader(cfg: SuiteConfig, scratch: Path) -> dict[str, Any]:
     from benchmarks.perf import loader
 
     report = loader.measure(
@@ -453,12 +455,13 @@ def _loader(cfg: SuiteConfig) -> dict[str, Any]:
         )
         for r in report["results"]
     ]
-    report["memory"] = loader.measure_memory_rows(cfg.pair_sizes, views_per_scene=cfg.pair_views_per_scene, seed=cfg.seed)
+    report["memory"] = loader.measure_memory_rows(cfg.pair_sizes, views_per_scene=cfg.pair_views_per_scene, seed=cfg.seed,
+                                                  keep=scratch)
     figures += [figure(f.pop("section"), f.pop("name"), **f) for f in loader.memory_figures(report["memory"])]
     return {"report": report, "figures": figures, "markdown": loader.to_markdown(report)}
 
 
-def _training(cfg: SuiteConfig) -> dict[str, Any]:
+def _training(cfg: SuiteConfig, scratch: Path) -> dict[str, Any]:
     from benchmarks.perf import training
 
     runs = {
@@ -498,7 +501,7 @@ def _training(cfg: SuiteConfig) -> dict[str, Any]:
     return {"report": runs, "figures": figures, "markdown": markdown, "skipped_parts": skipped}
 
 
-RUNNERS: dict[str, Callable[[SuiteConfig], dict[str, Any]]] = {
+RUNNERS: dict[str, Callable[[SuiteConfig, Path], dict[str, Any]]] = {
     "render": _render,
     "gpu_render": _gpu_render,
     "pairs": _pairs,
@@ -508,12 +511,12 @@ RUNNERS: dict[str, Callable[[SuiteConfig], dict[str, Any]]] = {
 }
 
 
-def _run_section(name: str, cfg: SuiteConfig) -> dict[str, Any]:
+def _run_section(name: str, cfg: SuiteConfig, scratch: Path) -> dict[str, Any]:
     load_before = os.getloadavg()[0]
     start = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     t0 = time.perf_counter()
     try:
-        out = RUNNERS[name](cfg)
+        out = RUNNERS[name](cfg, scratch)
     except Exception as exc:  # noqa: BLE001 - one broken section (or invariant) must not hide the others
         out = {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc(limit=8)}
     bad = failed_checks(out)
@@ -595,10 +598,11 @@ def run_suite(
     t0 = time.perf_counter()
     started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     sections: dict[str, Any] = {}
-    for name in names:
-        if progress is not None:
-            progress(name)
-        sections[name] = _run_section(name, cfg)
+    with tempfile.TemporaryDirectory(prefix="ess-bench-suite-") as scratch:  # datasets sections share, then gone
+        for name in names:
+            if progress is not None:
+                progress(name)
+            sections[name] = _run_section(name, cfg, Path(scratch))
     _loader_vs_trainer(sections)
     if merge and (out / f"{REPORT_NAME}.json").is_file():
         old = json.loads((out / f"{REPORT_NAME}.json").read_text())

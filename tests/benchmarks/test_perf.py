@@ -6,6 +6,7 @@ Only the plumbing is tested here: the figures of a tiny run on a shared machine 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -253,10 +254,10 @@ def test_a_perturbed_logit_fails_the_parity_check():
     assert bad["logits_match"] is False and perf.failed_checks({"parity": bad})
 
 
-def test_a_false_check_fails_its_section_and_the_suite(monkeypatch):
-    monkeypatch.setitem(perf.RUNNERS, "shards", lambda cfg: {"report": {"results": [{"bytes_match": False,
+def test_a_false_check_fails_its_section_and_the_suite(monkeypatch, tmp_path):
+    monkeypatch.setitem(perf.RUNNERS, "shards", lambda cfg, scratch: {"report": {"results": [{"bytes_match": False,
                         "bytes_check": "a flipped byte"}]}, "figures": []})
-    section = perf._run_section("shards", TINY)
+    section = perf._run_section("shards", TINY, tmp_path)
     assert section["status"] == "error" and section["error"] == (
         "check failed: report.results[0].bytes_match (a flipped byte)")
     assert perf.failures({"sections": {"shards": section}}) == ["shards: " + section["error"]]
@@ -274,10 +275,25 @@ def test_one_run_per_table_and_no_dirty_figures(suite, tmp_path, monkeypatch):
     old = json.loads((out / "perf.json").read_text())
     old["started"], old["machine"]["code_version"] = "2026-01-01T00:00:00+00:00", "0.1.0+gold"
     (tmp_path / "perf.json").write_text(json.dumps(old))
-    monkeypatch.setitem(perf.RUNNERS, "shards", lambda cfg: {"report": {}, "figures": []})
+    monkeypatch.setitem(perf.RUNNERS, "shards", lambda cfg, scratch: {"report": {}, "figures": []})
     merged = perf.run_suite(quick=True, out=tmp_path, only=["shards"], config=TINY, merge=True, allow_dirty=True)
     pairs = merged["sections"]["pairs"]
     assert pairs["merged_from_run"] == "2026-01-01T00:00:00+00:00" and pairs["merged_code_version"] == "0.1.0+gold"
     assert "merged_from_run" not in merged["sections"]["shards"]
     text = perf.readme_block(merged)
     assert "| pairs (merged: run of 2026-01-01T00:00:00+00:00) |" in text and "code 0.1.0+gold" in text
+
+
+def test_pairs_and_loader_sections_build_the_memory_dataset_once(tmp_path, monkeypatch):
+    """The loader's memory rows open the synthetic dataset and pairs the pairs section built in the same run."""
+    from benchmarks.perf import pairs as pair_bench
+
+    built = []
+    write = pair_bench.write_dataset
+    monkeypatch.setattr(pair_bench, "write_dataset", lambda folder, *a, **k: built.append(folder) or write(folder, *a, **k))
+    report = perf.run_suite(quick=True, out=tmp_path, only=["pairs", "loader"], config=TINY, allow_dirty=True)
+    assert perf.failures(report) == []
+    views = {r["views"] for r in report["sections"]["loader"]["report"]["memory"]}
+    assert views and views == {r["views"] for r in report["sections"]["pairs"]["report"]["memory"]}
+    assert len(built) == len(views)  # once per size, by the pairs section
+    assert not any(Path(f).exists() for f in built)  # the run's scratch folder is gone
