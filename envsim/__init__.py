@@ -45,10 +45,14 @@ __all__ = [
 
 def __getattr__(name: str):
     # Heavier pieces (trimesh/Open3D users) load on first use.
-    if name in ("read_scene_dataset", "load_stage"):
-        from envsim.scenes import habitat
+    if name == "read_scene_dataset":
+        from envsim.scenes.habitat import read_scene_dataset
 
-        return getattr(habitat, name)
+        return read_scene_dataset
+    if name == "load_stage":
+        from envsim.scenes.stage import load_stage
+
+        return load_stage
     if name in ("read_navmesh", "navmesh_to_grid"):
         from envsim.nav import navmesh
 

@@ -18,8 +18,9 @@ from envsim.camera import matrix_to_quat
 from envsim.render.raycast import Open3DRayCaster
 from envsim.render.renderer import RenderConfig, Renderer, SemanticMode
 from envsim.scenes import compose
-from envsim.scenes.habitat import load_stage, read_scene_dataset
+from envsim.scenes.habitat import read_scene_dataset
 from envsim.scenes.load import load_scene
+from envsim.scenes.stage import load_stage
 from tests.test_render import back_project
 
 HSSD_CONFIG = {  # hssd-hab.scene_dataset_config.json, as published

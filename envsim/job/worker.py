@@ -20,9 +20,9 @@ from envsim.nav.trajectory import sample_trajectories
 from envsim.provenance import derive_rng, file_sha256
 from envsim.render.raycast import make_ray_caster
 from envsim.render.renderer import Renderer, SemanticMode
-from envsim.scenes.habitat import load_stage
 from envsim.scenes.load import load_scene
 from envsim.scenes.scene import Scene
+from envsim.scenes.stage import load_stage
 from envsim.store.shards import ShardLayout, ShardWriter, shard_name
 
 log = logging.getLogger(__name__)

@@ -548,7 +548,7 @@ def compose_scene(scene: Scene, stage: Stage) -> Scene:
     asset that cannot be read is logged once and its instances left out.
 
     Args:
-        scene: the stage as :func:`envsim.scenes.habitat.load_stage` loaded it.
+        scene: the stage as :func:`envsim.scenes.stage.load_stage` loaded it.
         stage: its record; its materials are unlit when ``stage.shader_type`` is "flat", or unset on a scan
             (MP3D, HM3D, Gibson, Replica: Habitat shows scans unlit, :data:`UNLIT_FAMILIES`).
 
