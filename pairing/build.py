@@ -33,7 +33,7 @@ from pairing.pretext import (
     crop_relation,
     jigsaw_permutations,
     relative_pose,
-    sample_crop_pair,
+    sample_crop_boxes,
     sample_depth_order,
     sample_flipped_patch,
     sample_jigsaw,
@@ -385,8 +385,7 @@ def _scene_labels(
         if sample is not None:
             labels["depth_order_boxes"][v] = sample.boxes
             labels["depth_order_label"][v] = sample.label
-        crops = sample_crop_pair(h, w, rng=rng, config=config.crops)
-        labels["crop_boxes"][v, 0], labels["crop_boxes"][v, 1] = crops.box_a, crops.box_b
+        labels["crop_boxes"][v] = sample_crop_boxes(h, w, rng=rng, config=config.crops)  # relations: all at once
         labels["jigsaw_label"][v] = sample_jigsaw(rng=rng, permutations=perms)
         labels["flip_label"][v] = sample_flipped_patch(rng=rng, grid=config.jigsaw_grid)
 

@@ -418,18 +418,16 @@ def crop_relation(
     return offset, log_scale[()]
 
 
-def sample_crop_pair(height: int, width: int, *, rng: np.random.Generator, config: CropConfig) -> CropPair:
-    """Draw two independent crops of an image and their relative position and scale.
+def sample_crop_boxes(height: int, width: int, *, rng: np.random.Generator, config: CropConfig) -> np.ndarray:
+    """Draw two independent crops of an image: int64 (2, 4) ``(row0, col0, row1, col1)`` half-open boxes, both
+    inside the image and at least one pixel on a side (the boxes of :func:`sample_crop_pair`, from the same
+    draws, without their relation: for labelling many views, whose relations are computed at once).
 
     Args:
         height: image height in pixels, >= 1.
         width: image width in pixels, >= 1.
         rng: the source of randomness.
         config: crop scales and aspect jitter (see :class:`CropConfig`).
-
-    Returns:
-        The two boxes, both inside the image and at least one pixel on a side, with
-        :func:`crop_relation` of them.
     """
     if int(height) != height or int(width) != width or height < 1 or width < 1:
         raise ValueError(f"image size must be positive whole pixels, got height={height}, width={width}")
@@ -442,8 +440,23 @@ def sample_crop_pair(height: int, width: int, *, rng: np.random.Generator, confi
     crop_w = np.clip(np.rint(side * root_aspect), 1, width).astype(np.int64)  # (2,)
     row0 = rng.integers(0, height - crop_h + 1)  # (2,)
     col0 = rng.integers(0, width - crop_w + 1)  # (2,)
-    boxes = np.stack([row0, col0, row0 + crop_h, col0 + crop_w], axis=1).astype(np.int64)  # (2, 4)
-    offset, log_scale = crop_relation(boxes[0], boxes[1], height, width)
+    return np.stack([row0, col0, row0 + crop_h, col0 + crop_w], axis=1).astype(np.int64)  # (2, 4)
+
+
+def sample_crop_pair(height: int, width: int, *, rng: np.random.Generator, config: CropConfig) -> CropPair:
+    """Draw two independent crops of an image and their relative position and scale.
+
+    Args:
+        height: image height in pixels, >= 1.
+        width: image width in pixels, >= 1.
+        rng: the source of randomness.
+        config: crop scales and aspect jitter (see :class:`CropConfig`).
+
+    Returns:
+        The two boxes of :func:`sample_crop_boxes` with :func:`crop_relation` of them.
+    """
+    boxes = sample_crop_boxes(height, width, rng=rng, config=config)
+    offset, log_scale = crop_relation(boxes[0], boxes[1], int(height), int(width))
     return CropPair(box_a=boxes[0], box_b=boxes[1], offset=offset, log_scale=float(log_scale))
 
 

@@ -24,6 +24,7 @@ from pairing.pretext import (
     qualified_regions,
     relative_pose,
     relative_pose_matrix,
+    sample_crop_boxes,
     sample_crop_pair,
     sample_depth_order,
     sample_flipped_patch,
@@ -346,6 +347,22 @@ def test_crop_pair_reproducible_and_square_without_jitter():
     np.testing.assert_array_equal(a.box_b, b.box_b)
     for box in (a.box_a, a.box_b):
         assert box[2] - box[0] == box[3] - box[1]
+
+
+def test_crop_boxes_are_the_crop_pairs_boxes_from_the_same_draws():
+    """The pairs file labels crops with sample_crop_boxes: the same boxes as sample_crop_pair, the generator left
+    in the same state (so every later draw of a view's labels is unchanged)."""
+    config = CropConfig()
+    for height, width in ((16, 16), (24, 40), (1, 7)):
+        rng_boxes, rng_pairs = np.random.default_rng(11), np.random.default_rng(11)
+        for _ in range(50):
+            boxes = sample_crop_boxes(height, width, rng=rng_boxes, config=config)
+            pair = sample_crop_pair(height, width, rng=rng_pairs, config=config)
+            assert boxes.shape == (2, 4) and boxes.dtype == np.int64
+            np.testing.assert_array_equal(boxes, np.stack([pair.box_a, pair.box_b]))
+        assert rng_boxes.integers(0, 2**62) == rng_pairs.integers(0, 2**62)
+    with pytest.raises(ValueError, match="whole pixels"):
+        sample_crop_boxes(0, 5, rng=np.random.default_rng(0), config=config)
 
 
 def test_crop_config_validation():
