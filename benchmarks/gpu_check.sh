@@ -169,7 +169,7 @@ PY
 render_table() {  # render_table SIZE VIEWS BATCH REPEATS TRIANGLES
   rm -rf "$WORK/render$1" && mkdir -p "$WORK/render$1"
   local cmd=(-m ess bench-perf --table gpu-render --sizes "$1" --views "$2" --batch "$3" --repeats "$4"
-             --triangles-min "$5" --out "$WORK/render$1")
+             --triangles-min "$5" --out "$WORK/render$1" --allow-dirty)
   "$PY" "${cmd[@]}" && "$PY" - "$WORK/render$1/gpu_render.json" "python ${cmd[*]}" <<'PY'
 import json, sys
 p = sys.argv[1]

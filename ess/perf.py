@@ -5,6 +5,7 @@ benchmark's own detailed table (CPU render sizes, pair building, GPU render); wr
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import logging
 import sys
@@ -89,7 +90,11 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         if args.table:
+            suite.check_clean(args.allow_dirty)
+            started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
             stem, report, markdown = _table(args)
+            report["started"] = started
+            markdown += "\n" + suite.table_provenance(report, f"ess bench-perf --table {args.table}")
             suite.write_results(args.out, stem, report, markdown)
             print(markdown, end="")
             return 0

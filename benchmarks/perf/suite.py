@@ -555,6 +555,26 @@ def _loader_vs_trainer(sections: dict[str, Any]) -> None:
 # --- the suite -----------------------------------------------------------------------------------------------
 
 
+def check_clean(allow_dirty: bool) -> None:
+    """Refuse to measure code with uncommitted changes (no commit would reproduce the figures) unless allowed.
+
+    Raises:
+        ValueError: the tree has uncommitted changes and ``allow_dirty`` is False.
+    """
+    from envsim.version import code_version
+
+    if code_version().endswith(".dirty") and not allow_dirty:
+        raise ValueError(f"the code has uncommitted changes ({code_version()}): no commit would reproduce these "
+                         "figures; commit first, or pass --allow-dirty (the table then says so)")
+
+
+def table_provenance(report: dict[str, Any], command: str) -> str:
+    """The line under one benchmark's own table: when it was measured, on which code, by which command."""
+    version = report["machine"]["code_version"]
+    dirty = " (**uncommitted changes**: no commit reproduces these figures)" if version.endswith(".dirty") else ""
+    return f"Measured {report['started']} on code {version}{dirty} by `{command}`.\n"
+
+
 def run_suite(
     *,
     quick: bool,
@@ -584,11 +604,7 @@ def run_suite(
     Raises:
         ValueError: an unknown section name, or uncommitted changes without ``allow_dirty``.
     """
-    from envsim.version import code_version
-
-    if code_version().endswith(".dirty") and not allow_dirty:
-        raise ValueError(f"the code has uncommitted changes ({code_version()}): no commit would reproduce these "
-                         "figures; commit first, or pass --allow-dirty (the table then says so)")
+    check_clean(allow_dirty)
     names = list(SECTIONS) if not only else list(dict.fromkeys(only))
     unknown = [n for n in names if n not in SECTIONS]
     if unknown:
@@ -629,7 +645,7 @@ def run_suite(
 
 
 __all__ = [
-    "FULL", "QUICK", "REPORT_NAME", "RUNNERS", "SECTIONS", "SuiteConfig", "failed_checks", "failures", "figure", "figures",
-    "library_versions", "nlogn_exponent", "readme_block", "run_suite", "summary_table", "to_markdown",
-    "update_readme", "write_results",
+    "FULL", "QUICK", "REPORT_NAME", "RUNNERS", "SECTIONS", "SuiteConfig", "check_clean", "failed_checks", "failures",
+    "figure", "figures", "library_versions", "nlogn_exponent", "readme_block", "run_suite", "summary_table",
+    "table_provenance", "to_markdown", "update_readme", "write_results",
 ]

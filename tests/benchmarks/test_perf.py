@@ -172,17 +172,25 @@ def test_bad_input():
         ess(["bench-perf", "--only", "nope"])
 
 
-def test_bench_perf_table_writes_one_benchmarks_report(tmp_path, capsys):
-    """``ess bench-perf --table pairs``: the pair benchmark's own table, JSON + Markdown, printed."""
+def test_bench_perf_table_writes_one_benchmarks_report(tmp_path, capsys, monkeypatch):
+    """``ess bench-perf --table pairs``: the pair benchmark's own table, JSON + Markdown, printed, saying when and
+    on which code it was measured; a tree with uncommitted changes is refused without --allow-dirty."""
     import json
 
+    import envsim.version
+
     args = ["bench-perf", "--table", "pairs", "--sizes", "300", "600", "--views-per-scene", "300", "--brute-max", "600",
-            "--out", str(tmp_path)]
+            "--out", str(tmp_path), "--allow-dirty"]
     assert ess(args) == 0
     report = json.loads((tmp_path / "pairs.json").read_text())
-    assert (tmp_path / "pairs.md").read_text() in capsys.readouterr().out
+    markdown = (tmp_path / "pairs.md").read_text()
+    assert markdown in capsys.readouterr().out
     assert [row["views"] for row in report["results"]] == [300, 600] and all(r["brute_matches"] for r in report["results"])
-    assert ess(["bench-perf", "--table", "pairs", "--sizes", "1", "--out", str(tmp_path)]) == 2
+    assert f"Measured {report['started']} on code {report['machine']['code_version']}" in markdown
+    assert "by `ess bench-perf --table pairs`" in markdown
+    assert ess(["bench-perf", "--table", "pairs", "--sizes", "1", "--out", str(tmp_path), "--allow-dirty"]) == 2
+    monkeypatch.setattr(envsim.version, "code_version", lambda: "0.1.0+gabc.dirty")
+    assert ess(args[:-1]) == 2 and "uncommitted changes" in capsys.readouterr().err
 
 
 # ----------------------------------------------------------------------------- every check can fail
