@@ -201,6 +201,16 @@ def test_an_object_is_turned_by_its_frame_before_it_is_scaled(tmp_path):
     np.testing.assert_allclose(got, _expected(turned, q, t, (1.0, 2.0, -0.75)), atol=1e-5)
 
 
+def test_a_stage_is_turned_by_its_frame_before_it_is_scaled(tmp_path):
+    """A Z-up stage config (up +Z, front +Y) with a per-axis scale: habitat-sim scales the turned mesh along the
+    world axes, as for objects (a scaling node above the frame-rotated mesh)."""
+    cfg = _dataset(tmp_path, [], stage={"up": [0, 0, 1], "front": [0, 1, 0], "scale": [1.0, 2.0, 0.5]})
+    stage, scene = _load(cfg)
+    asset = load_scene(tmp_path / "stages" / "room.ply").vertices.astype(np.float64)
+    turned = np.stack([asset[:, 0], asset[:, 2], -asset[:, 1]], axis=1)  # Z-up -> Y-up
+    np.testing.assert_allclose(scene.vertices, turned * [1.0, 2.0, 0.5], atol=1e-5)
+
+
 def test_semantic_ids_and_categories_from_the_lexicon(tmp_path):
     objects = {A: {"semantic_id": 7}, B: {"semantic_id": 9}, C: {"semantic_id": 11}, D: {}}
     cfg = _dataset(tmp_path, [_instance(h, (i - 1.5, 0, -2)) for i, h in enumerate((A, B, C, D))], objects=objects)

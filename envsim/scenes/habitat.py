@@ -59,7 +59,7 @@ class Stage:
         render_asset: the mesh file to render.
         up: the asset's up direction, in asset coordinates.
         front: the asset's forward direction, in asset coordinates (orthogonal to ``up``).
-        scale: per-axis scale applied in asset coordinates before the rotation.
+        scale: per-axis scale along the world axes, applied after the frame rotation (as habitat-sim does).
         semantic_asset: mesh with per-face or per-texel instance ids ('' when none).
         navmesh: Detour ``.navmesh`` file ('' when none: the navigable space is computed from the mesh).
         descriptor: semantic descriptor (MP3D ``.house``, HM3D ``.semantic.txt``, Replica

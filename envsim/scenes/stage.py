@@ -21,7 +21,8 @@ log = logging.getLogger(__name__)
 def load_stage(stage: Stage, *, labels: dict[str, dict[str, str]] | None = None):
     """Load a Habitat stage into the Y-up world with its rooms and per-face instance ids.
 
-    The mesh is rotated by :func:`frame_rotation` (after ``scale``). Rooms come from the descriptor
+    The mesh is turned by :func:`frame_rotation`, then scaled by ``scale`` along the world axes (habitat-sim puts
+    the scaling node above the frame-rotated mesh, for stages as for objects). Rooms come from the descriptor
     (MP3D ``.house`` regions, Habitat ``region_annotations``, HM3D regions with the room votes table);
     per-face instance ids come from the semantic mesh (transferred to the render mesh face by face, by
     the nearest semantic face centroid, when the two meshes differ). Faces without an annotation get
@@ -46,7 +47,7 @@ def load_stage(stage: Stage, *, labels: dict[str, dict[str, str]] | None = None)
     scene = load_scene(stage.render_asset, up=UpAxis.Y, name=stage.name)
     rot = frame_rotation(stage.up, stage.front)
     scale = np.asarray(stage.scale, np.float64)
-    vertices = ((scene.vertices.astype(np.float64) * scale) @ rot.T).astype(np.float32)
+    vertices = ((scene.vertices.astype(np.float64) @ rot.T) * scale).astype(np.float32)
     table = labels if labels is not None else ann.load_room_labels()
     rooms = scene.rooms
     desc = Path(stage.descriptor) if stage.descriptor else None
@@ -82,7 +83,7 @@ def load_stage(stage: Stage, *, labels: dict[str, dict[str, str]] | None = None)
             log.warning("%s: semantic mesh not used: %s", stage.name, exc)
             sv = None
         if sv is not None:
-            sv = ((np.asarray(sv, np.float64) * scale) @ rot.T).astype(np.float32)
+            sv = ((np.asarray(sv, np.float64) @ rot.T) * scale).astype(np.float32)
             instance = _transfer_face_ids(sv, np.asarray(sf), np.asarray(sid), vertices, scene.faces)
     if inst_region and region_room:  # HM3D: rooms are regions with a room vote; footprint from their faces
         rooms = _regions_as_rooms(vertices, scene.faces, instance, inst_region, region_room)
