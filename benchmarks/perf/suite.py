@@ -501,6 +501,8 @@ def _training(cfg: SuiteConfig, scratch: Path) -> dict[str, Any]:
     return {"report": runs, "figures": figures, "markdown": markdown, "skipped_parts": skipped}
 
 
+# Each section runs as RUNNERS[name](config, scratch): scratch is a folder of this run, shared by its sections
+# (the pairs and loader sections both use the synthetic memory datasets) and removed when the run ends.
 RUNNERS: dict[str, Callable[[SuiteConfig, Path], dict[str, Any]]] = {
     "render": _render,
     "gpu_render": _gpu_render,
