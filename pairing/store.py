@@ -131,19 +131,64 @@ def write_pairs(path: str | os.PathLike, arrays: Mapping[str, np.ndarray], attrs
     def write(tmp: Path) -> None:
         with h5py.File(tmp, "w", libver="v110", track_order=True) as f:
             for key in arrays:
-                value = arrays[key]
-                kw: dict[str, Any] = {"track_times": False}
+                value = np.ascontiguousarray(arrays[key])
                 if value.ndim and value.shape[0] > 1024:
                     # gzip, not lzf: h5py's LZF filter leaves its hash table uninitialised, so its bytes could
                     # depend on what the process compressed before; zlib's depend on the input alone.
-                    kw.update(compression="gzip", compression_opts=1, shuffle=True, chunks=True)
-                f.create_dataset(key, data=value, **kw)
+                    dset = f.create_dataset(key, shape=value.shape, dtype=value.dtype, compression="gzip",
+                                            compression_opts=1, shuffle=True, chunks=True, track_times=False)
+                    write_deflated(dset, value)
+                else:
+                    f.create_dataset(key, data=value, track_times=False)
                 del value
             f.attrs["format"] = PAIRS_FORMAT
             for key, value in attrs.items():
                 f.attrs[key] = json.dumps(value, sort_keys=True) if isinstance(value, dict) else value
 
     atomic_write(path, write)
+
+
+def write_deflated(dset: Any, value: np.ndarray, *, threads: int | None = None, window: int = 64) -> None:
+    """Fill a chunked ``shuffle`` + ``gzip`` h5py dataset with ``value``, compressing chunks on several threads.
+
+    The same bytes as ``dset[...] = value``: each chunk (edge chunks padded with zeros, HDF5's fill value) is
+    byte-shuffled and deflated at the dataset's level exactly as HDF5's filters do (zlib ``compress2``), and the
+    chunks are written in HDF5's order (row-major over the chunk grid). zlib releases the GIL, so the
+    compression, which dominated writing a large pairs file, runs on every core; at most ``window`` compressed
+    chunks wait in memory.
+
+    Args:
+        dset: a dataset created with ``chunks``, ``shuffle=True``, ``compression="gzip"`` and no other filter.
+        value: the whole dataset, its shape and dtype.
+        threads: compression threads; default numba's thread count (cut per worker process).
+        window: chunks compressed ahead of the writes.
+    """
+    import zlib
+    from concurrent.futures import ThreadPoolExecutor
+
+    from envsim.store.lzf import default_threads
+
+    chunks, itemsize = dset.chunks, value.dtype.itemsize
+    level = int(dset.compression_opts)
+    grid = [-(-n // c) for n, c in zip(value.shape, chunks)]
+    starts = [tuple(i * c for i, c in zip(index, chunks)) for index in np.ndindex(*grid)]
+
+    def deflate(start: tuple[int, ...]) -> bytes:
+        part = value[tuple(slice(a, a + c) for a, c in zip(start, chunks))]
+        block = part
+        if part.shape != chunks:
+            block = np.zeros(chunks, value.dtype)
+            block[tuple(slice(0, n) for n in part.shape)] = part
+        raw = np.ascontiguousarray(block).view(np.uint8)
+        if itemsize > 1:  # HDF5's shuffle: byte k of every element, then byte k + 1, ...
+            raw = raw.reshape(-1, itemsize).T
+        return zlib.compress(np.ascontiguousarray(raw).tobytes(), level)
+
+    with ThreadPoolExecutor(max_workers=max(1, threads or default_threads())) as pool:
+        for lo in range(0, len(starts), window):
+            batch = starts[lo : lo + window]
+            for start, data in zip(batch, pool.map(deflate, batch)):
+                dset.id.write_direct_chunk(start, data, 0)
 
 
 def read_pairs(path: str | os.PathLike, *, keys: tuple[str, ...] | None = None) -> dict[str, Any]:
