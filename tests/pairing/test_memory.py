@@ -294,3 +294,37 @@ def test_scenes_whose_views_interleave_keep_the_file_order(tmp_path):
     assert len(d["pair"]) > 20 and np.array_equal(d["pair"], candidates[keep])
     assert np.array_equal(d["weight"], weight[keep])
     assert np.array_equal(d["view_pairs"], csr_by_view(d["pair"], 80)[1])
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_deflated_chunks_are_hdf5s_own_bytes(tmp_path, threads):
+    """write_deflated (chunks compressed on several threads, written directly) gives the file h5py writes
+    itself with shuffle + gzip: 1-D and multi-dimensional chunks, edge chunks, 1- to 8-byte items, bool."""
+    import h5py
+
+    from pairing.store import write_deflated
+
+    rng = np.random.default_rng(3)
+    arrays = {
+        "ids": rng.integers(0, 5000, 70_001).astype(np.int64),
+        "pair": rng.integers(0, 2**31, (33_333, 2)).astype(np.int32),
+        "rot": rng.random((9_001, 3, 3)).astype(np.float16),
+        "flag": rng.random(20_000) < 0.3,
+        "label": rng.integers(0, 6, 12_345).astype(np.int8),
+    }
+    files = {}
+    for how in ("h5py", "ours"):
+        path = tmp_path / f"{how}.h5"
+        with h5py.File(path, "w", libver="v110", track_order=True) as f:
+            for key, value in arrays.items():
+                kw = dict(compression="gzip", compression_opts=1, shuffle=True, chunks=True, track_times=False)
+                if how == "h5py":
+                    f.create_dataset(key, data=value, **kw)
+                else:
+                    write_deflated(f.create_dataset(key, shape=value.shape, dtype=value.dtype, **kw), value,
+                                   threads=threads, window=5)
+        files[how] = hashlib.sha256(path.read_bytes()).hexdigest()
+        with h5py.File(path) as f:
+            for key, value in arrays.items():
+                np.testing.assert_array_equal(f[key][()], value)
+    assert files["ours"] == files["h5py"]
