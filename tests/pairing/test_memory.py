@@ -317,7 +317,7 @@ def test_deflated_chunks_are_hdf5s_own_bytes(tmp_path, threads):
         path = tmp_path / f"{how}.h5"
         with h5py.File(path, "w", libver="v110", track_order=True) as f:
             for key, value in arrays.items():
-                kw = dict(compression="gzip", compression_opts=1, shuffle=True, chunks=True, track_times=False)
+                kw = {"compression": "gzip", "compression_opts": 1, "shuffle": True, "chunks": True, "track_times": False}
                 if how == "h5py":
                     f.create_dataset(key, data=value, **kw)
                 else:
