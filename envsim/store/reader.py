@@ -115,13 +115,13 @@ class DatasetReader:
         shard, row = self.locate(indices)
         if not len(self.shards):
             return np.zeros((0,))
-        shape = self._dataset(int(shard[0]) if len(indices) else 0, key).shape
-        out = np.empty((len(indices), *shape[1:]), self._dataset(0, key).dtype)
+        first = self._dataset(int(shard[0]) if len(indices) else 0, key)
+        out = np.empty((len(indices), *first.shape[1:]), first.dtype)
         for s in np.unique(shard):
             sel = np.flatnonzero(shard == s)
             rows, inverse = np.unique(row[sel], return_inverse=True)  # sorted distinct rows
             ds = self._dataset(int(s), key)
-            data = out[sel] if len(rows) == len(sel) else np.empty((len(rows), *shape[1:]), out.dtype)
+            data = np.empty((len(rows), *out.shape[1:]), out.dtype)
             runs = np.flatnonzero(np.diff(rows) != 1) + 1
             for a, b in zip(np.r_[0, runs], np.r_[runs, len(rows)]):
                 ds.read_direct(data, np.s_[rows[a] : rows[b - 1] + 1], np.s_[a:b])
